@@ -1,0 +1,196 @@
+"""The threaded analyzer: audio files in, mean tag activations and embeddings out.
+
+Worker threads each drive one file: an ffmpeg subprocess decodes it, the
+mel features are computed in-process, and the shared model runs on
+batches of patches (releasing the GIL). Outcomes are handed back to the
+caller's thread, so whoever stores them does so from one place. Nothing
+here knows about beets.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+
+from .decode import DecodeError, Decoding, Fingerprint
+from .features import PATCH_SIZE, SAMPLE_RATE, MelStream, Patcher
+from .inference import Model
+
+WORKER_MEMORY = 300 * 2**20  # a worker's peak: decoder, buffers, TF activations
+
+
+def default_threads() -> int:
+    """One worker per core, fewer when available memory is short."""
+    cores = psutil.cpu_count(logical=True) or 1
+    by_memory = psutil.virtual_memory().available // WORKER_MEMORY
+    return max(1, min(cores, by_memory))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A file to analyse; with ``known``, skip it if its audio still matches."""
+
+    key: int
+    path: bytes
+    known: Fingerprint | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    key: int
+    path: bytes
+    tags: np.ndarray  # mean activation per class
+    embedding: np.ndarray  # mean 200-d embedding
+    patches: int
+    seconds: float
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The file changed on disk but its audio did not: nothing to analyse."""
+
+    key: int
+    path: bytes
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True)
+class Failure:
+    key: int
+    path: bytes
+    error: str
+
+
+Outcome = Result | Unchanged | Failure
+
+
+class _Stopped(Exception):
+    """The run is being interrupted; abandon this file."""
+
+
+class Analyzer:
+    """Analyse many files at once with one shared model."""
+
+    def __init__(
+        self,
+        model: Model,
+        threads: int = 0,
+        patch_hop: int = PATCH_SIZE,
+        batch_size: int = 64,
+        decoder: Sequence[str] = ("ffmpeg",),
+        timeout: float = 0,
+    ):
+        self.model = model
+        self.threads = threads or default_threads()
+        self.patch_hop = patch_hop
+        self.batch_size = batch_size
+        self.decoder = tuple(decoder)
+        self.timeout = timeout
+        self._stop = threading.Event()
+
+    def run(self, jobs: Iterable[Job], on_outcome: Callable[[Outcome], None]) -> None:
+        """Analyse every job, calling ``on_outcome`` in this thread as each ends.
+
+        At most two jobs per worker are in flight, so memory stays bounded
+        however many jobs there are. On KeyboardInterrupt the workers
+        abandon their files, their decoders are killed, and it re-raises.
+        """
+        self._stop.clear()
+        pending: set[Future[Outcome | None]] = set()
+        queue = iter(jobs)
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="musicnn") as pool:
+            try:
+                while True:
+                    while len(pending) < 2 * self.threads and (job := next(queue, None)):
+                        pending.add(pool.submit(self._analyze, job))
+                    if not pending:
+                        break
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        if (outcome := future.result()) is not None:
+                            on_outcome(outcome)
+            except BaseException:
+                self._stop.set()
+                for future in pending:
+                    future.cancel()
+                raise
+
+    def analyze(self, job: Job) -> Outcome:
+        """Analyse one file in the calling thread."""
+        outcome = self._analyze(job)
+        assert outcome is not None
+        return outcome
+
+    def _analyze(self, job: Job) -> Outcome | None:
+        try:
+            return self._decode_and_predict(job)
+        except _Stopped:
+            return None
+        except DecodeError as exc:
+            return Failure(job.key, job.path, str(exc))
+        except Exception as exc:  # one bad file must never stop the run
+            return Failure(job.key, job.path, f"{exc.__class__.__name__}: {exc}")
+
+    def _decode_and_predict(self, job: Job) -> Outcome:
+        if not os.path.isfile(job.path):
+            return Failure(job.key, job.path, "file not found")
+        if not os.access(job.path, os.R_OK):
+            return Failure(job.key, job.path, "permission denied")
+        mel, patcher, sums = MelStream(), Patcher(self.patch_hop), _Sums()
+        batch: list[np.ndarray] = []
+        with Decoding(job.path, self.decoder, self.timeout) as decoding:
+            check = job.known
+            for chunk in decoding.chunks():
+                if self._stop.is_set():
+                    raise _Stopped
+                if check and decoding.fingerprint_ready:
+                    if decoding.fingerprint.matches(check):
+                        return Unchanged(job.key, job.path, decoding.fingerprint)
+                    check = None
+                batch.extend(patcher.feed(mel.feed(chunk)))
+                while len(batch) >= self.batch_size:
+                    sums.add(*self.model.predict(np.stack(batch[: self.batch_size])))
+                    del batch[: self.batch_size]
+            fingerprint = decoding.fingerprint
+        if check and fingerprint.matches(check):
+            return Unchanged(job.key, job.path, fingerprint)
+        batch.extend(patcher.feed(mel.finish()))
+        batch.extend(patcher.finish())
+        if batch:
+            sums.add(*self.model.predict(np.stack(batch)))
+        return Result(
+            job.key, job.path, *sums.means(), sums.count, decoding.samples / SAMPLE_RATE,
+            fingerprint,
+        )  # fmt: skip
+
+
+class _Sums:
+    """Running sums of per-patch outputs, so no track keeps all its patches."""
+
+    def __init__(self) -> None:
+        self.tags: np.ndarray | None = None
+        self.embedding: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, tags: np.ndarray, embedding: np.ndarray) -> None:
+        tag_sum, emb_sum = tags.sum(0, dtype=np.float64), embedding.sum(0, dtype=np.float64)
+        if self.tags is None or self.embedding is None:
+            self.tags, self.embedding = tag_sum, emb_sum
+        else:
+            self.tags += tag_sum
+            self.embedding += emb_sum
+        self.count += len(tags)
+
+    def means(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self.tags is not None and self.embedding is not None
+        return (
+            (self.tags / self.count).astype(np.float32),
+            (self.embedding / self.count).astype(np.float32),
+        )

@@ -1,0 +1,155 @@
+"""Decode audio to 16 kHz mono in an ffmpeg subprocess, streamed in chunks.
+
+Decoding runs outside our process so that it can be killed (a per-file
+time limit) and so that a decoder crashing on a damaged file costs that
+file only. It also runs off the GIL, in parallel with everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import SAMPLE_RATE
+
+CHUNK_SECONDS = 8
+FINGERPRINT_SECONDS = 30
+_DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+class DecodeError(Exception):
+    """The file could not be decoded; the message is one line for the log."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Identity of a file's audio: its first 30 s of samples and its duration.
+
+    Retagging or moving a file keeps both; re-encoding or editing the audio
+    changes at least one.
+    """
+
+    digest: str
+    duration: float | None
+
+    def matches(self, other: Fingerprint) -> bool:
+        if self.digest != other.digest:
+            return False
+        if self.duration is None or other.duration is None:
+            return self.duration == other.duration
+        return abs(self.duration - other.duration) < 0.05
+
+
+class Decoding:
+    """One running decoder: iterate ``chunks()``, then read ``fingerprint``.
+
+    Use it as a context manager: leaving the block always kills and reaps
+    the subprocess, whatever happened.
+    """
+
+    def __init__(self, path: bytes, command: Sequence[str] = ("ffmpeg",), timeout: float = 0):
+        self.path = path
+        self._stderr = tempfile.TemporaryFile()
+        args = [
+            *command, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
+            "-i", b"file:" + path, "-map", "0:a:0", "-vn",
+            # (L+R)/2 like essentia's MonoMixer: without it ffmpeg gives (L+R)/sqrt(2)
+            "-ac", "1", "-rematrix_maxval", "1.0",
+            "-ar", str(SAMPLE_RATE), "-f", "f32le", "-",
+        ]  # fmt: skip
+        try:
+            self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._stderr)
+        except OSError as exc:
+            self._stderr.close()
+            raise DecodeError(f"cannot start decoder {command[0]!r}: {exc.strerror}") from exc
+        self._timed_out = False
+        self._timer = threading.Timer(timeout, self._expire) if timeout > 0 else None
+        if self._timer:
+            self._timer.daemon = True
+            self._timer.start()
+        self._hash = hashlib.sha1()
+        self._hashed = 0
+        self.samples = 0
+
+    def __enter__(self) -> Decoding:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.kill()
+
+    def _expire(self) -> None:
+        self._timed_out = True
+        self._proc.kill()
+
+    def kill(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()
+        self._stderr.close()
+
+    def chunks(self, seconds: float = CHUNK_SECONDS) -> Iterator[np.ndarray]:
+        """Yield the decoded audio; raise DecodeError if the decoder failed."""
+        stdout = self._proc.stdout
+        assert stdout is not None
+        size = int(seconds * SAMPLE_RATE) * 4
+        while block := stdout.read(size):
+            audio = np.frombuffer(block[: len(block) // 4 * 4], np.float32)
+            self._digest(audio)
+            self.samples += len(audio)
+            yield audio
+        self._check()
+
+    def _digest(self, audio: np.ndarray) -> None:
+        wanted = FINGERPRINT_SECONDS * SAMPLE_RATE - self._hashed
+        if wanted > 0:
+            head = audio[:wanted]
+            # Quantised, so float noise in the last bit cannot change it.
+            self._hash.update(np.round(head * 32767).astype("<i2").tobytes())
+            self._hashed += len(head)
+
+    @property
+    def fingerprint_ready(self) -> bool:
+        return self._hashed >= FINGERPRINT_SECONDS * SAMPLE_RATE
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self._hash.hexdigest()[:20], self._duration())
+
+    def _duration(self) -> float | None:
+        """The container's duration as ffmpeg reports it, read cheaply from its log."""
+        self._stderr.seek(0)
+        found = _DURATION.search(self._stderr.read(1 << 16))
+        if not found:
+            return None
+        hours, minutes, seconds = found.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+    def _check(self) -> None:
+        code = self._proc.wait()
+        if self._timed_out:
+            raise DecodeError("decoding took too long and was stopped (musicnn.timeout)")
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+            raise DecodeError(f"decoder crashed ({name})")
+        if code != 0:
+            raise DecodeError(self._last_error())
+        if self.samples == 0:
+            raise DecodeError("no audio in file")
+
+    def _last_error(self) -> str:
+        self._stderr.seek(0)
+        lines = [ln.strip() for ln in self._stderr.read().decode(errors="replace").splitlines()]
+        errors = [ln for ln in lines if ln and not ln.startswith(("Input #", "Stream", "Duration"))]
+        return f"decoder failed: {errors[-1] if errors else 'no output'}"

@@ -1,0 +1,150 @@
+"""MusiCNN input features: essentia's ``TensorflowInputMusiCNN``, vectorised.
+
+essentia computes mel bands one frame at a time while holding the GIL; the
+same numbers come out of one numpy FFT and one matrix product per chunk,
+so feature extraction costs a small fraction of the model. The filterbank
+also carries the difference between ffmpeg's resampler and essentia's
+(libsamplerate, which rolls off above 7 kHz), so audio decoded cheaply by
+ffmpeg gives the features essentia's MonoLoader would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib import resources
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+FRAME_SIZE = 512
+HOP_SIZE = 256
+MEL_BANDS = 96
+PATCH_SIZE = 187
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    linear = 200.0 / 3
+    log_step = np.log(6.4) / 27
+    return np.where(
+        hz < 1000, hz / linear, 1000 / linear + np.log(np.maximum(hz, 1e-9) / 1000) / log_step
+    )
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    linear = 200.0 / 3
+    log_step = np.log(6.4) / 27
+    return np.where(
+        mel < 1000 / linear, mel * linear, 1000 * np.exp(log_step * (mel - 1000 / linear))
+    )
+
+
+def mel_filterbank() -> np.ndarray:
+    """essentia's MelBands(slaneyMel, unit_tri, 0-8 kHz) as a (96, 257) matrix."""
+    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(np.array(SAMPLE_RATE / 2)), MEL_BANDS + 2))
+    freqs = np.arange(FRAME_SIZE // 2 + 1) * SAMPLE_RATE / FRAME_SIZE
+    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs - low) / (centre - low)
+    falling = (high - freqs) / (high - centre)
+    return (np.maximum(0.0, np.minimum(rising, falling)) * 2 / (high - low)).astype(np.float32)
+
+
+def resampler_gain() -> np.ndarray:
+    """Per-bin gain making ffmpeg's resampling look like essentia's (tests/resampler.py)."""
+    shipped = resources.files("beetsplug.musicnn.models").joinpath("frontend.json")
+    return np.array(json.loads(shipped.read_text())["resampler_gain"], np.float32)
+
+
+# Folded into the filterbank, the resampler correction costs nothing.
+_FILTERS_T = np.ascontiguousarray((mel_filterbank() * resampler_gain()).T)
+# essentia's Windowing(type="hann", normalized=False); zero-phase rotation
+# does not change the magnitude spectrum, so it is left out.
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_SIZE) / (FRAME_SIZE - 1))).astype(
+    np.float32
+)
+
+
+def mel_frames(frames: np.ndarray) -> np.ndarray:
+    """log10(1 + 10000 * mel power) of each row of ``frames`` (n, 512)."""
+    spectrum = np.fft.rfft(frames * _WINDOW, axis=1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    return np.log10(1 + 10000 * (power @ _FILTERS_T))
+
+
+class MelStream:
+    """Turn 16 kHz audio, fed in chunks of any size, into mel frames.
+
+    Frames are cut as essentia's FrameCutter does by default: frame i is
+    centred on sample 256*i, zero-padded at both ends, and a signal of L
+    samples yields ceil(L / 256) + 1 frames.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = np.zeros(FRAME_SIZE // 2, np.float32)
+        self.samples = 0
+
+    def feed(self, audio: np.ndarray) -> np.ndarray:
+        """Return the mel frames that ``audio`` completes."""
+        self.samples += len(audio)
+        self._buffer = np.concatenate((self._buffer, audio))
+        count = (len(self._buffer) - FRAME_SIZE) // HOP_SIZE + 1
+        return self._cut(max(count, 0))
+
+    def finish(self) -> np.ndarray:
+        """Return the frames that overhang the end of the signal."""
+        total = -(-self.samples // HOP_SIZE) + 1
+        done = (self.samples + FRAME_SIZE // 2 - len(self._buffer)) // HOP_SIZE
+        remaining = total - done
+        needed = (remaining - 1) * HOP_SIZE + FRAME_SIZE
+        if remaining <= 0:
+            return np.empty((0, MEL_BANDS), np.float32)
+        padded = np.zeros(needed, np.float32)
+        kept = min(len(self._buffer), needed)
+        padded[:kept] = self._buffer[:kept]
+        self._buffer = padded
+        return self._cut(remaining)
+
+    def _cut(self, count: int) -> np.ndarray:
+        if count == 0:
+            return np.empty((0, MEL_BANDS), np.float32)
+        view = np.lib.stride_tricks.sliding_window_view(self._buffer, FRAME_SIZE)
+        bands = mel_frames(view[: count * HOP_SIZE : HOP_SIZE])
+        self._buffer = self._buffer[count * HOP_SIZE :]
+        return bands
+
+
+class Patcher:
+    """Group mel frames into model patches of 187 frames, ``hop`` apart.
+
+    A track shorter than one patch is repeat-padded to a whole patch, as the
+    musicnn training set-up did, so every track yields at least one patch.
+    """
+
+    def __init__(self, hop: int = PATCH_SIZE) -> None:
+        if not 0 < hop:
+            raise ValueError(f"patch hop must be positive, not {hop}")
+        self.hop = hop
+        self._frames = np.empty((0, MEL_BANDS), np.float32)
+        self._skip = 0  # frames a hop longer than a patch still has to pass over
+        self.emitted = 0
+
+    def feed(self, frames: np.ndarray) -> Iterator[np.ndarray]:
+        """Yield every whole patch the new frames complete."""
+        skipped = min(self._skip, len(frames))
+        self._skip -= skipped
+        self._frames = np.concatenate((self._frames, frames[skipped:]))
+        start = 0
+        while start + PATCH_SIZE <= len(self._frames):
+            yield self._frames[start : start + PATCH_SIZE]
+            self.emitted += 1
+            start += self.hop
+        self._skip += max(0, start - len(self._frames))
+        self._frames = self._frames[start:]
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """Yield the repeat-padded patch of a track too short for one."""
+        if self.emitted == 0 and len(self._frames):
+            reps = -(-PATCH_SIZE // len(self._frames))
+            self.emitted += 1
+            yield np.tile(self._frames, (reps, 1))[:PATCH_SIZE]

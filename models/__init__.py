@@ -1,0 +1,1 @@
+"""Model metadata files (JSON), shipped as package data."""
