@@ -156,7 +156,7 @@ DEMO = [
     ("Iron Static", "Feedback Loop", Track("riff", 30, key=5, tempo=132, seed=4), "ogg"),
     ("Unit 808", "Floor Filler", Track("drums", 40, key=3, tempo=124, seed=5), "mp3"),
     ("Unit 808", "Night Shift", Track("drums", 30, key=10, tempo=128, seed=6), "flac"),
-    ("Nylon Hands", "Pentatonic Walk", Track("pluck", 35, key=4, tempo=96, seed=7), "wav"),
+    ("Nylon Hands", "Pentatonic Walk", Track("pluck", 35, key=4, tempo=96, seed=7), "flac"),
     ("Nylon Hands", "Dew", Track("pluck", 30, key=9, tempo=80, seed=8), "mp3"),
 ]
 

@@ -1,1 +1,5 @@
-"""beets-musicnn."""
+"""beets-musicnn: moods, genres and tags from the MusiCNN network, for beets."""
+
+from .plugin import MusicnnPlugin
+
+__all__ = ["MusicnnPlugin"]

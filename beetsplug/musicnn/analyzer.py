@@ -76,18 +76,22 @@ class _Stopped(Exception):
 
 
 class Analyzer:
-    """Analyse many files at once with one shared model."""
+    """Analyse many files at once with one shared model.
+
+    ``model`` is called for the model the first time a patch needs it, so
+    a run that only confirms fingerprints never loads tensorflow.
+    """
 
     def __init__(
         self,
-        model: Model,
+        model: Callable[[], Model],
         threads: int = 0,
         patch_hop: int = PATCH_SIZE,
         batch_size: int = 64,
         decoder: Sequence[str] = ("ffmpeg",),
         timeout: float = 0,
     ):
-        self.model = model
+        self._model = model
         self.threads = threads or default_threads()
         self.patch_hop = patch_hop
         self.batch_size = batch_size
@@ -156,7 +160,7 @@ class Analyzer:
                     check = None
                 batch.extend(patcher.feed(mel.feed(chunk)))
                 while len(batch) >= self.batch_size:
-                    sums.add(*self.model.predict(np.stack(batch[: self.batch_size])))
+                    sums.add(*self._model().predict(np.stack(batch[: self.batch_size])))
                     del batch[: self.batch_size]
             fingerprint = decoding.fingerprint
         if check and fingerprint.matches(check):
@@ -164,7 +168,7 @@ class Analyzer:
         batch.extend(patcher.feed(mel.finish()))
         batch.extend(patcher.finish())
         if batch:
-            sums.add(*self.model.predict(np.stack(batch)))
+            sums.add(*self._model().predict(np.stack(batch)))
         return Result(
             job.key, job.path, *sums.means(), sums.count, decoding.samples / SAMPLE_RATE,
             fingerprint,

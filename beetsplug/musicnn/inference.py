@@ -8,9 +8,11 @@ aborts the process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -24,15 +26,34 @@ _models: dict[tuple[Path, int, int], Model] = {}
 loads = 0  # how many graphs this process has loaded; tests read it
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hide what TF's C++ side prints at start-up (CUDA probes, absl notices).
+
+    Those lines go straight to file descriptor 2, around Python; real
+    failures still raise Python exceptions.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def import_tensorflow() -> ModuleType:
     """Import tensorflow so that essentia can still be imported after it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules:
-        try:
-            import essentia.standard  # noqa: F401  (must precede tensorflow)
-        except ImportError:
-            pass
-    import tensorflow as tf
+    with _quiet_native_stderr():
+        if "tensorflow" not in sys.modules:
+            try:
+                import essentia.standard  # noqa: F401  (must precede tensorflow)
+            except ImportError:
+                pass
+        import tensorflow as tf
 
     return tf
 
@@ -63,7 +84,8 @@ class Model:
             intra_op_parallelism_threads=intra_threads,
             inter_op_parallelism_threads=inter_threads,
         )
-        self._session = tf.compat.v1.Session(graph=tf_graph, config=config)
+        with _quiet_native_stderr():
+            self._session = tf.compat.v1.Session(graph=tf_graph, config=config)
         self.classes = info.classes
         loads += 1
 
