@@ -36,15 +36,17 @@ class Mood:
 def parse_moods(config: Mapping[str, Mapping[str, object]]) -> list[Mood]:
     """Moods from the ``moods`` configuration; labels may not contain each other.
 
-    ``mood:happy`` is a substring query, so a label inside another label
-    (``happy`` in ``unhappy``) would match tracks it should not.
+    A mood whose tag list is empty is switched off. ``mood:happy`` is a
+    substring query, so a label inside another label (``happy`` in
+    ``unhappy``) would match tracks it should not.
     """
     moods = []
     for name, spec in config.items():
-        tags = spec.get("tags")
-        if not isinstance(tags, list) or not tags:
-            raise MoodConfigError(f"mood {name!r} needs a non-empty list of tags")
-        moods.append(Mood(name, tuple(str(t) for t in tags), float(spec.get("threshold", 0.75))))
+        tags = spec.get("tags", [])
+        if not isinstance(tags, list | tuple):
+            raise MoodConfigError(f"mood {name!r}: tags must be a list of model tags")
+        if tags:
+            moods.append(Mood(name, tuple(map(str, tags)), float(spec.get("threshold", 0.75))))
     for a in moods:
         for b in moods:
             if a is not b and a.name.lower() in b.name.lower():

@@ -137,13 +137,25 @@ class MusicnnPlugin(BeetsPlugin):
                 batch_size=c["batch_size"].get(int),
                 timeout=c["timeout"].as_number(),
                 ffmpeg=tuple(c["ffmpeg"].as_str_seq()),
-                moods=tuple(parse_moods(c["moods"].get(dict))),
+                moods=tuple(parse_moods(_moods(c["moods"]))),
                 tag_threshold=c["tag_threshold"].as_number(),
                 max_tags=c["max_tags"].get(int),
             )
             return Runner(lib, settings, self._log)
         except (ModelError, MoodConfigError) as exc:
             raise ui.UserError(f"musicnn: {exc}") from exc
+
+
+def _moods(view: Any) -> dict[str, dict[str, object]]:
+    """The moods, merged key by key, so a user may change one threshold only."""
+    moods: dict[str, dict[str, object]] = {}
+    for name in view.keys():
+        tags = view[name]["tags"]
+        spec: dict[str, object] = {"tags": tags.as_str_seq() if tags.exists() else []}
+        if view[name]["threshold"].exists():
+            spec["threshold"] = view[name]["threshold"].as_number()
+        moods[name] = spec
+    return moods
 
 
 def _path_option(view: Any, default: Path) -> Path:
