@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beetsplug.musicnn.features import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE, _WINDOW
+from beetsplug.musicnn.features import _WINDOW, FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
 
 SHIPPED = Path(__file__).parents[1] / "models" / "frontend.json"
 

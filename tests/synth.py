@@ -79,7 +79,7 @@ def pluck(t: np.ndarray, key: int, tempo: float, rng: np.random.Generator) -> np
     out = np.zeros_like(t)
     note_len = 60 / tempo
     scale = [0, 2, 4, 7, 9, 12, 14, 16]
-    for i, start in enumerate(np.arange(0, t[-1], note_len)):
+    for start in np.arange(0, t[-1], note_len):
         f = _note(60 + key + scale[rng.integers(len(scale))])
         period = max(2, int(RATE / f))
         n = min(int(note_len * RATE * 2), t.size - int(start * RATE))

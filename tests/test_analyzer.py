@@ -85,7 +85,9 @@ def test_short_track_is_repeat_padded(analyzer: Analyzer, audio: dict[str, Path]
     assert result.embedding.shape == (200,)
 
 
-def test_hop_gives_overlapping_patches(msd: tuple[ModelInfo, Graph], audio: dict[str, Path]) -> None:
+def test_hop_gives_overlapping_patches(
+    msd: tuple[ModelInfo, Graph], audio: dict[str, Path]
+) -> None:
     info, graph = msd
     overlapping = Analyzer(lambda: shared_model(graph.path, info), threads=1, patch_hop=93)
     plain = Analyzer(lambda: shared_model(graph.path, info), threads=1)

@@ -37,9 +37,7 @@ def _ours(signal: np.ndarray, chunk: int) -> np.ndarray:
 def test_mel_frames_match_essentia(samples: int, chunk: int) -> None:
     signal = _signal(samples)
     frame = es.TensorflowInputMusiCNN()
-    essentia = np.array(
-        [frame(f) for f in es.FrameGenerator(signal, frameSize=512, hopSize=256)]
-    )
+    essentia = np.array([frame(f) for f in es.FrameGenerator(signal, frameSize=512, hopSize=256)])
     # Our filterbank carries the resampler correction, which only touches
     # the top bands: compare every band it leaves alone.
     ours = _ours(signal, chunk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,16 +69,20 @@ def test_corrupt_graph_says_how_to_fix_it(tmp_path: Path) -> None:
         Model(bad, ModelInfo.load("msd"), 0, 0)
 
 
-def test_missing_weights_say_how_to_install_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_weights_say_how_to_install_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelError, match="pip install --no-deps musicnn==0.1.0"):
+    with pytest.raises(ModelError, match=re.escape("pip install --no-deps musicnn==0.1.0")):
         provide(ModelInfo.load("msd"), tmp_path)
 
 
 @pytest.mark.parametrize("model", ["msd", "mtt"])
-def test_frozen_graph_equals_the_original_network(model: str, model_dir: Path, tmp_path: Path) -> None:
+def test_frozen_graph_equals_the_original_network(
+    model: str, model_dir: Path, tmp_path: Path
+) -> None:
     """The same patches through musicnn's own network and through our frozen graph."""
     pytest.importorskip("tf_keras")
     info = ModelInfo.load(model)

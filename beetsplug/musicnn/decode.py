@@ -57,7 +57,8 @@ class Decoding:
 
     def __init__(self, path: bytes, command: Sequence[str] = ("ffmpeg",), timeout: float = 0):
         self.path = path
-        self._stderr = tempfile.TemporaryFile()
+        # Closed in kill(): the decoder outlives this method.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         args = [
             *command, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
             "-i", b"file:" + path, "-map", "0:a:0", "-vn",

@@ -122,7 +122,7 @@ class Patcher:
     """
 
     def __init__(self, hop: int = PATCH_SIZE) -> None:
-        if not 0 < hop:
+        if not hop > 0:
             raise ValueError(f"patch hop must be positive, not {hop}")
         self.hop = hop
         self._frames = np.empty((0, MEL_BANDS), np.float32)

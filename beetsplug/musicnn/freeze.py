@@ -41,15 +41,11 @@ def freeze(checkpoint_dir: Path, out: Path) -> None:
             value = reader.get_tensor(node.name)
             new.name, new.op = node.name, "Const"
             new.attr["dtype"].CopyFrom(node.attr["dtype"])
-            new.attr["value"].CopyFrom(
-                attr_value_pb2.AttrValue(tensor=tf.make_tensor_proto(value))
-            )
+            new.attr["value"].CopyFrom(attr_value_pb2.AttrValue(tensor=tf.make_tensor_proto(value)))
         elif node.name == IS_TRAINING:
             new.name, new.op = node.name, "Const"
             new.attr["dtype"].CopyFrom(attr_value_pb2.AttrValue(type=tf.bool.as_datatype_enum))
-            new.attr["value"].CopyFrom(
-                attr_value_pb2.AttrValue(tensor=tf.make_tensor_proto(False))
-            )
+            new.attr["value"].CopyFrom(attr_value_pb2.AttrValue(tensor=tf.make_tensor_proto(False)))
         else:
             new.CopyFrom(node)
             new.device = ""

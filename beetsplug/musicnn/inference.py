@@ -49,10 +49,8 @@ def import_tensorflow() -> ModuleType:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _quiet_native_stderr():
         if "tensorflow" not in sys.modules:
-            try:
+            with contextlib.suppress(ImportError):
                 import essentia.standard  # noqa: F401  (must precede tensorflow)
-            except ImportError:
-                pass
         import tensorflow as tf
 
     return tf
@@ -97,7 +95,9 @@ class Model:
         return tags, embeddings
 
 
-def shared_model(graph: Path, info: ModelInfo, intra_threads: int = 0, inter_threads: int = 0) -> Model:
+def shared_model(
+    graph: Path, info: ModelInfo, intra_threads: int = 0, inter_threads: int = 0
+) -> Model:
     """The process-wide model for ``graph``, loaded on first use."""
     key = (graph, intra_threads, inter_threads)
     with _lock:

@@ -64,7 +64,7 @@ class MusicnnPlugin(BeetsPlugin):
             "musicnn_tags": types.STRING,
             "musicnn_model": types.STRING,
             "musicnn_analyzed": types.DATE,
-            **{f"musicnn_{name}": types.Float(3) for name in self.config["moods"].keys()},
+            **{f"musicnn_{name}": types.Float(3) for name in _mood_names(self.config["moods"])},
         }
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
@@ -146,10 +146,15 @@ class MusicnnPlugin(BeetsPlugin):
             raise ui.UserError(f"musicnn: {exc}") from exc
 
 
+def _mood_names(view: Any) -> list[str]:
+    """Mood names from every config source (a confuse view, not a dict)."""
+    return list(view.keys())
+
+
 def _moods(view: Any) -> dict[str, dict[str, object]]:
     """The moods, merged key by key, so a user may change one threshold only."""
     moods: dict[str, dict[str, object]] = {}
-    for name in view.keys():
+    for name in _mood_names(view):
         tags = view[name]["tags"]
         spec: dict[str, object] = {"tags": tags.as_str_seq() if tags.exists() else []}
         if view[name]["threshold"].exists():

@@ -139,7 +139,14 @@ class Runner:
     def _analyse(self, planned: list[tuple[Job, Item]], summary: Summary, progress: bool) -> None:
         s = self.settings
         graph, info = self.graph, self.info
-        analyzer = Analyzer(lambda: shared_model(graph.path, info), s.threads, s.patch_hop, s.batch_size, s.ffmpeg, s.timeout)
+        analyzer = Analyzer(
+            lambda: shared_model(graph.path, info),
+            s.threads,
+            s.patch_hop,
+            s.batch_size,
+            s.ffmpeg,
+            s.timeout,
+        )
         stats: dict[int, os.stat_result | None] = {}
         for job, _item in planned:
             try:

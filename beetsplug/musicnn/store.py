@@ -90,7 +90,9 @@ class Store:
         rows = self._db.execute(query, (model,)).fetchall()
         wanted = None if ids is None else set(ids)
         return [
-            Analysis(r[0], r[1], np.frombuffer(r[2], np.float32), np.frombuffer(r[3], np.float32), r[4])
+            Analysis(
+                r[0], r[1], np.frombuffer(r[2], np.float32), np.frombuffer(r[3], np.float32), r[4]
+            )
             for r in rows
             if wanted is None or r[0] in wanted
         ]
