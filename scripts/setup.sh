@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Idempotent set-up: ffmpeg, a virtualenv in .venv with the plugin (editable)
+# and its test tools, and the MusiCNN weights (musicnn==0.1.0 without its
+# obsolete dependency pins). Sourced by demo.sh and test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+    echo "setup: installing ffmpeg" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import beetsplug.musicnn, musicnn.configuration, samplerate, tf_keras" 2>/dev/null; then
+    echo "setup: installing beets-musicnn and its dependencies (a few minutes the first time)" >&2
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q --no-deps musicnn==0.1.0
+fi

@@ -1,0 +1,87 @@
+"""Real `beet` processes: what a newcomer types, on a small library made here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.synth import demo_library
+
+BEET = [sys.executable, "-m", "beets"]
+
+
+@pytest.fixture(scope="module")
+def beetsdir(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("beet")
+    demo_library(root / "incoming")
+    (root / "config.yaml").write_text(
+        f"directory: {root / 'music'}\n"
+        f"library: {root / 'library.db'}\n"
+        "plugins: musicnn\n"
+        "import: {copy: yes, autotag: no}\n"
+        f"musicnn: {{model_dir: {model_dir}, threads: 2}}\n"
+    )
+    return root
+
+
+def beet(beetsdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BEETSDIR": str(beetsdir)}
+    return subprocess.run([*BEET, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_enabling_the_plugin_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from beetsplug.musicnn import MusicnnPlugin\n"
+        "print([m for m in ('numpy', 'tensorflow', 'essentia', 'psutil') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_import_then_query(beetsdir: Path) -> None:
+    """Import with auto analysis, then the queries the README promises."""
+    imported = beet(beetsdir, "import", "-q", str(beetsdir / "incoming"))
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert "Traceback" not in imported.stderr
+
+    listing = beet(beetsdir, "ls", "-f", "$title|$mood|$musicnn_genre|$musicnn_happy")
+    rows = [line.split("|") for line in listing.stdout.splitlines()]
+    assert len(rows) == 8
+    for _title, _mood, genre, happy in rows:
+        assert genre and len(happy.split(".")[1]) == 3
+
+    # Happy scores are ranks: exactly the top quarter clears the default 0.75.
+    happy = beet(beetsdir, "ls", "-f", "$title", "mood:happy").stdout.split("\n")
+    ranked = beet(beetsdir, "ls", "-f", "$title", "musicnn_happy:0.75..").stdout.split("\n")
+    assert 0 < len([t for t in happy if t]) < 8
+    assert sorted(happy) == sorted(ranked)
+
+    genres = {row[2] for row in rows}
+    some_genre = sorted(genres)[0]
+    found = beet(beetsdir, "ls", f"musicnn_genre:{some_genre}").stdout.splitlines()
+    assert 0 < len(found) <= 8
+
+
+def test_rerun_is_quiet_and_fast(beetsdir: Path) -> None:
+    beet(beetsdir, "musicnn")  # first run after import: fingerprints of the copies
+    again = beet(beetsdir, "-v", "musicnn")
+    assert again.returncode == 0
+    assert "analysed 0, unchanged 0, skipped 8, failed 0" in again.stderr
+
+
+def test_damaged_file_sets_exit_status(beetsdir: Path) -> None:
+    """A file damaged after import fails alone; the others stay analysed."""
+    path = Path(beet(beetsdir, "ls", "-p", "title:Dew").stdout.strip())
+    path.write_bytes(os.urandom(path.stat().st_size))
+    run = beet(beetsdir, "musicnn")
+    assert run.returncode != 0
+    assert "Dew" in run.stderr and "1 file(s) could not be analysed" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "analysed 0, unchanged 0, skipped 7, failed 1" in run.stderr
+    still = beet(beetsdir, "ls", "-f", "$musicnn_genre", "^title:Dew").stdout.split()
+    assert len(still) == 7 and all(still)
