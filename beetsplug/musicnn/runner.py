@@ -187,24 +187,60 @@ class Runner:
         """Write the derived fields of every analysed item; return how many changed.
 
         Mood scores are ranks within the whole analysed library, so one new
-        track can move everyone's score a little: each item is compared and
-        only those whose fields differ are written.
+        track can move everyone's score a little. The current values are
+        read with one SQL query and only items whose fields differ are
+        loaded and stored, so a run that changes nothing stays fast on a
+        large library.
         """
-        items = {item.id: item for item in self.lib.items()}
-        analyses = self.store.analyses(self.graph.model_id, items)
+        ids, current = self._library_fields()
+        analyses = [a for a in self.store.analyses(self.graph.model_id) if a.item_id in ids]
         if not analyses:
             return 0
         tags = np.stack([a.tags for a in analyses])
         scores = percentile_ranks(self.deriver.raw_moods(tags))
-        changed = 0
+        wanted: dict[int, dict[str, object]] = {}
+        for analysis, vector, row in zip(analyses, tags, scores, strict=True):
+            fields = self.deriver.fields(vector, row)
+            fields["musicnn_model"] = analysis.model
+            # whole seconds: a DATE field does not round-trip every digit
+            fields["musicnn_analyzed"] = float(round(analysis.analyzed_at))
+            if not _same(current.get(analysis.item_id, {}), fields):
+                wanted[analysis.item_id] = fields
         with self.lib.transaction():
-            for analysis, vector, row in zip(analyses, tags, scores, strict=True):
-                item = items[analysis.item_id]
-                fields = self.deriver.fields(vector, row)
-                fields["musicnn_model"] = analysis.model
-                fields["musicnn_analyzed"] = analysis.analyzed_at
-                if any(item.get(k) != v for k, v in fields.items()):
+            for item_id, fields in wanted.items():
+                item = self.lib.get_item(item_id)
+                if item is not None:
                     item.update(fields)
                     item.store()
-                    changed += 1
-        return changed
+        return len(wanted)
+
+    def _library_fields(self) -> tuple[set[int], dict[int, dict[str, str]]]:
+        """Every item id, and our fields' stored values, straight from SQL."""
+        keys = ["mood", "musicnn_genre", "musicnn_tags", "musicnn_model", "musicnn_analyzed"]
+        keys += [mood.field for mood in self.deriver.moods]
+        current: dict[int, dict[str, str]] = {}
+        with self.lib.transaction() as tx:
+            ids = {row[0] for row in tx.query("SELECT id FROM items")}
+            marks = ",".join("?" * len(keys))
+            rows = tx.query(
+                f"SELECT entity_id, key, value FROM item_attributes WHERE key IN ({marks})", keys
+            )
+        for entity, key, value in rows:
+            current.setdefault(entity, {})[key] = value
+        return ids, current
+
+
+def _same(stored: dict[str, str], fields: dict[str, object]) -> bool:
+    """Whether the library already holds these field values (as SQL gave them)."""
+    for key, value in fields.items():
+        if key not in stored:
+            return False
+        if isinstance(value, float):
+            try:
+                if abs(float(stored[key]) - value) > 1e-6:
+                    return False
+            except ValueError:
+                return False
+        elif str(stored[key]) != value:
+            return False
+    return True

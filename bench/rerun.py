@@ -1,0 +1,86 @@
+"""A plain re-run of `beet musicnn` over a 10,000-item library already analysed.
+
+Run: .venv/bin/python bench/rerun.py [ITEMS]
+
+Builds a library whose items point at small real files, with stored
+analyses (random activations) whose stamps match those files, then times
+real `beet musicnn` processes: the first derives every item's fields from
+the plugin database (no audio decoded), the second is the plain re-run
+that finds nothing to do. `beet version` is timed beside them as the
+floor of any `beet` command.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from beets.library import Item, Library
+
+from beetsplug.musicnn.decode import Fingerprint
+from beetsplug.musicnn.provision import ModelInfo, provide
+from beetsplug.musicnn.store import Store
+
+CACHE = Path(__file__).parent / "out" / "models"
+
+
+def build(root: Path, count: int) -> None:
+    graph = provide(ModelInfo.load("msd"), CACHE)
+    files = root / "music"
+    files.mkdir()
+    lib = Library(str(root / "library.db"), str(files))
+    store = Store(root / "musicnn.db")
+    rng = np.random.default_rng(0)
+    with lib.transaction():
+        for i in range(count):
+            path = files / f"{i:05d}.mp3"
+            path.write_bytes(b"\0" * 64)
+            item = Item(path=os.fsencode(path), title=f"track {i}", artist=f"artist {i % 97}")
+            lib.add(item)
+            st = path.stat()
+            store.save(
+                item.id, item.path, st.st_size, st.st_mtime, Fingerprint(f"{i:020d}", 200.0),
+                graph.model_id, 187, 60, 200.0,
+                rng.beta(0.5, 20, 50).astype(np.float32), rng.normal(size=200).astype(np.float32),
+            )  # fmt: skip
+    store.close()
+    lib._close()
+    (root / "config.yaml").write_text(
+        f"library: {root / 'library.db'}\ndirectory: {files}\nplugins: musicnn\n"
+        f"musicnn: {{model_dir: {CACHE}}}\n"
+    )
+
+
+def timed(root: Path, *args: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "beets", *args],
+        env={**os.environ, "BEETSDIR": str(root)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return time.perf_counter() - start, (out.stderr.strip().splitlines() or [""])[-1]
+
+
+def main(count: int = 10_000) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        build(root, count)
+        print(f"built {count} analysed items in {time.perf_counter() - start:.1f} s")
+        floor, _ = timed(root, "version")
+        first, summary = timed(root, "musicnn")
+        print(f"first run (derives all fields): {first:.2f} s   [{summary}]")
+        again, summary = timed(root, "musicnn")
+        print(f"plain re-run:                   {again:.2f} s   [{summary}]")
+        print(f"beet version (floor):           {floor:.2f} s")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))
