@@ -28,6 +28,8 @@ echo "== beet musicnn (nothing left to analyse: a quick check)"
 $BEET musicnn
 echo "== beet ls -f '\$artist - \$title: mood=[\$mood] genre=\$musicnn_genre happy=\$musicnn_happy party=\$musicnn_party tags=[\$musicnn_tags]'"
 $BEET ls -f '$artist - $title: mood=[$mood] genre=$musicnn_genre happy=$musicnn_happy party=$musicnn_party tags=[$musicnn_tags]'
+echo "== beet ls -a -f '\$album: mood=[\$mood] genre=\$musicnn_genre happy=\$musicnn_happy sad=\$musicnn_sad'"
+$BEET ls -a -f '$album: mood=[$mood] genre=$musicnn_genre happy=$musicnn_happy sad=$musicnn_sad'
 echo "== beet ls mood:happy"
 $BEET ls mood:happy
 echo "== beet ls musicnn_party:0.5.."

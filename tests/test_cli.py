@@ -71,7 +71,7 @@ def test_rerun_is_quiet_and_fast(beetsdir: Path) -> None:
     beet(beetsdir, "musicnn")  # first run after import: fingerprints of the copies
     again = beet(beetsdir, "-v", "musicnn")
     assert again.returncode == 0
-    assert "analysed 0, unchanged 0, skipped 8, failed 0" in again.stderr
+    assert "analysed 0, up to date 8, failed 0" in again.stderr
 
 
 def test_damaged_file_sets_exit_status(beetsdir: Path) -> None:
@@ -82,6 +82,6 @@ def test_damaged_file_sets_exit_status(beetsdir: Path) -> None:
     assert run.returncode != 0
     assert "Dew" in run.stderr and "1 file(s) could not be analysed" in run.stderr
     assert "Traceback" not in run.stderr
-    assert "analysed 0, unchanged 0, skipped 7, failed 1" in run.stderr
+    assert "analysed 0, up to date 7, failed 1" in run.stderr
     still = beet(beetsdir, "ls", "-f", "$musicnn_genre", "^title:Dew").stdout.split()
     assert len(still) == 7 and all(still)

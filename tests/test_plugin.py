@@ -142,7 +142,7 @@ class TestMusicnnCommand(PluginTestHelper):
         assert not self.store().stamps()
         self.run_command("musicnn", "title:pad")
         self.run_command("musicnn", "-p")
-        assert f"{len(FAMILIES) - 1} to analyse, 1 already analysed" in capsys.readouterr().out
+        assert f"{len(FAMILIES) - 1} to analyse, 1 up to date" in capsys.readouterr().out
 
     def test_force_reanalyses(self) -> None:
         self.run_command("musicnn", "title:tone")

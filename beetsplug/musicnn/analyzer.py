@@ -71,6 +71,14 @@ class Failure:
 Outcome = Result | Unchanged | Failure
 
 
+class Idle:
+    """What a job source yields when it has no job yet but will have more."""
+
+
+IDLE = Idle()
+IDLE_POLL = 0.2  # seconds between looks at a source that was idle
+
+
 class _Stopped(Exception):
     """The run is being interrupted; abandon this file."""
 
@@ -99,24 +107,37 @@ class Analyzer:
         self.timeout = timeout
         self._stop = threading.Event()
 
-    def run(self, jobs: Iterable[Job], on_outcome: Callable[[Outcome], None]) -> None:
+    def run(self, jobs: Iterable[Job | Idle], on_outcome: Callable[[Outcome], None]) -> None:
         """Analyse every job, calling ``on_outcome`` in this thread as each ends.
 
         At most two jobs per worker are in flight, so memory stays bounded
-        however many jobs there are. On KeyboardInterrupt the workers
-        abandon their files, their decoders are killed, and it re-raises.
+        however many jobs there are. A source that has no job yet (an
+        import still going on) yields ``IDLE`` and is asked again shortly,
+        while finished outcomes are still handed over. On KeyboardInterrupt
+        the workers abandon their files, their decoders are killed, and it
+        re-raises.
         """
         self._stop.clear()
         pending: set[Future[Outcome | None]] = set()
-        queue = iter(jobs)
+        source = iter(jobs)
+        exhausted = False
         with ThreadPoolExecutor(self.threads, thread_name_prefix="musicnn") as pool:
             try:
                 while True:
-                    while len(pending) < 2 * self.threads and (job := next(queue, None)):
-                        pending.add(pool.submit(self._analyze, job))
+                    while not exhausted and len(pending) < 2 * self.threads:
+                        job = next(source, None)
+                        if job is None:
+                            exhausted = True
+                        elif isinstance(job, Idle):
+                            break
+                        else:
+                            pending.add(pool.submit(self._analyze, job))
                     if not pending:
-                        break
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        if exhausted:
+                            break
+                        continue
+                    timeout = None if exhausted else IDLE_POLL
+                    done, pending = wait(pending, timeout, return_when=FIRST_COMPLETED)
                     for future in done:
                         if (outcome := future.result()) is not None:
                             on_outcome(outcome)

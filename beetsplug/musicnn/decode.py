@@ -8,6 +8,7 @@ file only. It also runs off the GIL, in parallel with everything else.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -23,6 +24,8 @@ from .features import SAMPLE_RATE
 CHUNK_SECONDS = 8
 FINGERPRINT_SECONDS = 30
 _DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_BRACKETED = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")
+_GENERIC = {"Conversion failed!", "Invalid argument"}
 
 
 class DecodeError(Exception):
@@ -150,7 +153,14 @@ class Decoding:
             raise DecodeError("no audio in file")
 
     def _last_error(self) -> str:
+        """ffmpeg's verdict, with the demuxer's or decoder's reason when it gave one."""
         self._stderr.seek(0)
         lines = [ln.strip() for ln in self._stderr.read().decode(errors="replace").splitlines()]
-        errors = [ln for ln in lines if ln and not ln.startswith(("Input #", "Stream", "Duration"))]
-        return f"decoder failed: {errors[-1] if errors else 'no output'}"
+        lines = [ln for ln in lines if ln and not ln.startswith(("Input #", "Stream", "Duration"))]
+        reasons = [_BRACKETED.sub("", ln) for ln in lines if _BRACKETED.match(ln)]
+        final = lines[-1].replace("file:" + os.fsdecode(self.path) + ": ", "") if lines else ""
+        if not final or final in _GENERIC:
+            final = reasons[-1] if reasons else "no output"
+        elif reasons and reasons[-1] != final:
+            final = f"{final} ({reasons[-1]})"
+        return f"cannot decode: {final}"

@@ -16,11 +16,15 @@ from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
+from .writing import register_mood_tag, write_moods
+
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
-    from beets.library import Library
+    from beets.library import Item, Library
 
+    from .importing import ImportAnalysis
     from .runner import Runner
+    from .store import Store
 
 DEFAULT_MOODS = {
     "happy": {"tags": ["happy"], "threshold": 0.75},
@@ -31,9 +35,12 @@ DEFAULT_MOODS = {
 
 
 class MusicnnOpts(Protocol):
+    album: bool
     force: bool
     pretend: bool
     threads: int | None
+    write: bool | None
+    remap: bool
 
 
 class MusicnnPlugin(BeetsPlugin):
@@ -58,22 +65,33 @@ class MusicnnPlugin(BeetsPlugin):
         )
         # Our own field names: acousticbrainz and xtractor already declare
         # mood_happy, danceable... as Float, and unequal types break beets.
+        scores = {f"musicnn_{name}": types.Float(3) for name in _mood_names(self.config["moods"])}
         self.item_types = {
             "mood": types.STRING,
             "musicnn_genre": types.STRING,
             "musicnn_tags": types.STRING,
             "musicnn_model": types.STRING,
             "musicnn_analyzed": types.DATE,
-            **{f"musicnn_{name}": types.Float(3) for name in _mood_names(self.config["moods"])},
+            **scores,
         }
+        self.album_types = {"mood": types.STRING, "musicnn_genre": types.STRING, **scores}
+        register_mood_tag()
+        self._import: ImportAnalysis | None = None
+        self._store: Store | None = None
         if self.config["auto"].get(bool):
-            self.import_stages = [self.imported]
+            self.register_listener("import_begin", self.import_begin)
+            self.register_listener("import_task_files", self.import_task_files)
+            self.register_listener("import", self.import_end)
+        self.register_listener("item_removed", self.item_removed)
+        self.register_listener("cli_exit", self.close_store)
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("musicnn", help="tag moods and genres by listening with MusiCNN")
+        cmd.parser.usage += " [QUERY]"
+        cmd.parser.add_album_option()
         cmd.parser.add_option(
             "-f", "--force", action="store_true", default=False,
-            help="analyse again even items already analysed",
+            help="analyse again even items already analysed; replace mood tags set by others",
         )  # fmt: skip
         cmd.parser.add_option(
             "-p", "--pretend", action="store_true", default=False,
@@ -83,22 +101,45 @@ class MusicnnPlugin(BeetsPlugin):
             "-t", "--threads", type="int", default=None,
             help="worker threads (default: from cores and free memory)",
         )  # fmt: skip
+        cmd.parser.add_option(
+            "-w", "--write", action="store_true", dest="write", default=None,
+            help="write the mood tag into the files (default: import.write)",
+        )  # fmt: skip
+        cmd.parser.add_option(
+            "-W", "--nowrite", action="store_false", dest="write",
+            help="do not write tags to the files",
+        )  # fmt: skip
+        cmd.parser.add_option(
+            "--remap", action="store_true", default=False,
+            help="only re-derive every field from the stored analyses (no audio is decoded)",
+        )  # fmt: skip
         cmd.func = self.command
         return [cmd]
 
     def command(self, lib: Library, opts: MusicnnOpts, args: list[str]) -> None:
         from .provision import ModelError
+        from .runner import Summary
 
-        items = list(lib.items(args))
         runner = self._runner(lib, threads=opts.threads)
         try:
-            if opts.pretend:
-                planned, skipped = runner.plan(items, opts.force)
-                for _job, item in planned:
-                    ui.print_(format(item))
-                ui.print_(f"{len(planned)} to analyse, {skipped} already analysed")
-                return
-            summary = runner.run(items, force=opts.force)
+            if opts.remap:
+                summary = Summary(derived=runner.refresh())
+            else:
+                if opts.album:
+                    items = [item for album in lib.albums(args) for item in album.items()]
+                else:
+                    items = list(lib.items(args))
+                if opts.pretend:
+                    planned, skipped = runner.plan(items, opts.force)
+                    for _job, item in planned:
+                        ui.print_(format(item))
+                    ui.print_(f"{len(planned)} to analyse, {skipped} up to date")
+                    return
+                summary = runner.run(items, force=opts.force)
+            if ui.should_write(opts.write):
+                summary.written, summary.kept = write_moods(
+                    lib, runner.store, runner.moods(), opts.force, self._log
+                )
         except ModelError as exc:
             raise ui.UserError(f"musicnn: {exc}") from exc
         except KeyboardInterrupt:
@@ -109,16 +150,47 @@ class MusicnnPlugin(BeetsPlugin):
         if summary.failed:
             raise ui.UserError(f"{summary.failed} file(s) could not be analysed (see above)")
 
-    def imported(self, session: ImportSession, task: ImportTask) -> None:
-        """Analyse a task's items during import; a failure never fails the import."""
-        runner = self._runner(session.lib)
+    def import_begin(self, session: ImportSession) -> None:
+        from .importing import ImportAnalysis
+
         try:
-            summary = runner.run(task.imported_items(), progress=False)
-            self._log.info("{}", summary)
+            self._import = ImportAnalysis(self._runner(session.lib))
+        except Exception as exc:  # no analysis, but never a failed import
+            self._log.error("cannot analyse during this import: {}", exc)
+
+    def import_task_files(self, session: ImportSession, task: ImportTask) -> None:
+        if self._import is not None:
+            self._import.add(task.imported_items())
+
+    def import_end(self, lib: Library, paths: list[bytes]) -> None:
+        """Wait for the analyses, so `beet import` returns with every item done."""
+        if self._import is None:
+            return
+        analysis, self._import = self._import, None
+        try:
+            summary = analysis.finish()
+            if ui.should_write():
+                summary.written, summary.kept = write_moods(
+                    lib, analysis.runner.store, analysis.runner.moods(), False, self._log
+                )
+            ui.print_(f"musicnn: {summary}")
         except Exception as exc:
             self._log.error("analysis during import failed: {}", exc)
         finally:
-            runner.close()
+            analysis.runner.close()
+
+    def item_removed(self, item: Item) -> None:
+        """Forget a removed item's analysis (`beet rm`)."""
+        from .store import Store
+
+        if self._store is None:
+            self._store = Store(_path_option(self.config["database"], _beside_library(item._db)))
+        self._store.remove([item.id])
+
+    def close_store(self, lib: Library) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def _runner(self, lib: Library, threads: int | None = None) -> Runner:
         from .moods import MoodConfigError, parse_moods

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
-from .analyzer import Analyzer, Failure, Job, Outcome, Result, Unchanged
+from .analyzer import Analyzer, Failure, Idle, Job, Outcome, Result, Unchanged
 from .inference import shared_model
 from .moods import Deriver, Mood, percentile_ranks
 from .progress import Progress
 from .provision import Graph, ModelInfo, provide
-from .store import Store
+from .store import Stamp, Store
 
 if TYPE_CHECKING:
-    from beets.library import Item, Library
+    from beets.library import Item, LibModel, Library
 
 
 class Log(Protocol):
@@ -53,21 +54,38 @@ class Settings:
 
 @dataclass
 class Summary:
+    """What a run did, for its closing line."""
+
     analysed: int = 0
-    unchanged: int = 0
-    skipped: int = 0
+    unchanged: int = 0  # file changed (retagged, copied), audio the same
+    skipped: int = 0  # file as it was: not opened
     failed: int = 0
+    derived: int = 0  # items whose fields were (re)written
+    written: int = 0  # files whose mood tag was written
+    kept: int = 0  # files that keep a mood tag the plugin did not set
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     failures: list[tuple[bytes, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
-        rate = self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
-        return (
-            f"analysed {self.analysed}, unchanged {self.unchanged}, skipped {self.skipped}, "
-            f"failed {self.failed}; {self.audio_seconds:.0f} s of audio in "
-            f"{self.wall_seconds:.1f} s ({rate:.1f} s of audio per second)"
-        )
+        parts = [
+            f"analysed {self.analysed}",
+            f"up to date {self.skipped + self.unchanged}",
+            f"failed {self.failed}",
+            f"fields updated on {self.derived}",
+        ]
+        if self.unchanged:
+            parts[1] += f" ({self.unchanged} re-checked: file changed, audio the same)"
+        if self.written or self.kept:
+            parts.append(f"mood tags written {self.written}, kept {self.kept}")
+        line = ", ".join(parts)
+        if self.analysed and self.wall_seconds:
+            rate = self.audio_seconds / self.wall_seconds
+            line += (
+                f"; {self.audio_seconds:.0f} s of audio in {self.wall_seconds:.1f} s "
+                f"({rate:.1f} s of audio per second)"
+            )
+        return line
 
 
 class Runner:
@@ -98,32 +116,14 @@ class Runner:
     def close(self) -> None:
         self.store.close()
 
-    def plan(self, items: list[Item], force: bool) -> tuple[list[tuple[Job, Item]], int]:
-        """Jobs for the items that may need the model, and how many were skipped.
+    def plan(self, items: Iterable[Item], force: bool) -> tuple[list[tuple[Job, Item]], int]:
+        """Jobs for the items that may need the model, and how many were skipped."""
+        planner = self.planner(force)
+        jobs = [(job, item) for item in items if (job := planner(item))]
+        return jobs, planner.skipped
 
-        An item whose size and mtime are what was stored is skipped without
-        opening it; one whose file changed gets a job that first compares
-        the audio fingerprint and stops early when the audio is the same.
-        """
-        stamps = self.store.stamps()
-        model, hop = self.graph.model_id, self.settings.patch_hop
-        jobs, skipped = [], 0
-        for item in items:
-            path = item.path
-            stamp = stamps.get(item.id)
-            if force or stamp is None or stamp.model != model or stamp.patch_hop != hop:
-                jobs.append((Job(item.id, path), item))
-                continue
-            try:
-                st = os.stat(path)
-            except OSError:
-                jobs.append((Job(item.id, path), item))
-                continue
-            if st.st_size == stamp.size and st.st_mtime == stamp.mtime:
-                skipped += 1
-            else:
-                jobs.append((Job(item.id, path, stamp.fingerprint), item))
-        return jobs, skipped
+    def planner(self, force: bool) -> Planner:
+        return Planner(self.store.stamps(), self.graph.model_id, self.settings.patch_hop, force)
 
     def run(self, items: list[Item], force: bool = False, progress: bool = True) -> Summary:
         """Analyse what needs it, store every outcome, then refresh the library's fields."""
@@ -131,12 +131,16 @@ class Runner:
         planned, skipped = self.plan(items, force)
         summary = Summary(skipped=skipped)
         if planned:
-            self._analyse(planned, summary, progress)
-        self.refresh()
+            self.analyse((job for job, _ in planned), summary, len(planned) if progress else 0)
+        summary.derived = self.refresh()
         summary.wall_seconds = time.monotonic() - started
         return summary
 
-    def _analyse(self, planned: list[tuple[Job, Item]], summary: Summary, progress: bool) -> None:
+    def analyse(self, jobs: Iterable[Job | Idle], summary: Summary, progress: int = 0) -> None:
+        """Analyse ``jobs`` and store each outcome from this thread as it arrives.
+
+        ``progress`` is the expected job count for the progress bar (0: no bar).
+        """
         s = self.settings
         graph, info = self.graph, self.info
         analyzer = Analyzer(
@@ -148,19 +152,25 @@ class Runner:
             s.timeout,
         )
         stats: dict[int, os.stat_result | None] = {}
-        for job, _item in planned:
-            try:
-                stats[job.key] = os.stat(job.path)
-            except OSError:
-                stats[job.key] = None
-        bar = Progress(len(planned) if progress else 0)
+
+        def stat_first(source: Iterable[Job | Idle]) -> Iterator[Job | Idle]:
+            # The file facts stored with a result are those from before it was read.
+            for job in source:
+                if isinstance(job, Job):
+                    try:
+                        stats[job.key] = os.stat(job.path)
+                    except OSError:
+                        stats[job.key] = None
+                yield job
+
+        bar = Progress(progress)
 
         def store(outcome: Outcome) -> None:
-            st = stats[outcome.key]
+            st = stats.pop(outcome.key, None)
             if isinstance(outcome, Result) and st is not None:
                 self.store.save(
                     outcome.key, outcome.path, st.st_size, st.st_mtime, outcome.fingerprint,
-                    self.graph.model_id, s.patch_hop, outcome.patches, outcome.seconds,
+                    graph.model_id, s.patch_hop, outcome.patches, outcome.seconds,
                     outcome.tags, outcome.embedding,
                 )  # fmt: skip
                 summary.analysed += 1
@@ -179,21 +189,22 @@ class Runner:
             bar.advance()
 
         try:
-            analyzer.run((job for job, _ in planned), store)
+            analyzer.run(stat_first(jobs), store)
         finally:
             bar.close()
 
     def refresh(self) -> int:
-        """Write the derived fields of every analysed item; return how many changed.
+        """Write the derived fields of analysed items and their albums; return items changed.
 
         Mood scores are ranks within the whole analysed library, so one new
-        track can move everyone's score a little. The current values are
-        read with one SQL query and only items whose fields differ are
-        loaded and stored, so a run that changes nothing stays fast on a
-        large library.
+        track can move everyone's score a little. Current values are read
+        with one SQL query per table and only the items and albums whose
+        fields differ are loaded and stored, so a run that changes nothing
+        stays fast on a large library.
         """
-        ids, current = self._library_fields()
-        analyses = [a for a in self.store.analyses(self.graph.model_id) if a.item_id in ids]
+        albums_of, current = self._library_fields("items")
+        _, current_albums = self._library_fields("albums")
+        analyses = [a for a in self.store.analyses(self.graph.model_id) if a.item_id in albums_of]
         if not analyses:
             return 0
         tags = np.stack([a.tags for a in analyses])
@@ -206,28 +217,109 @@ class Runner:
             fields["musicnn_analyzed"] = float(round(analysis.analyzed_at))
             if not _same(current.get(analysis.item_id, {}), fields):
                 wanted[analysis.item_id] = fields
+
+        members: dict[int, list[int]] = {}
+        for i, analysis in enumerate(analyses):
+            if (album := albums_of[analysis.item_id]) is not None:
+                members.setdefault(album, []).append(i)
+        wanted_albums: dict[int, dict[str, object]] = {}
+        for album, rows in members.items():
+            fields = self.deriver.fields(tags[rows].mean(0), scores[rows].mean(0))
+            fields = {k: fields[k] for k in self.album_fields}
+            if not _same(current_albums.get(album, {}), fields):
+                wanted_albums[album] = fields
+
         with self.lib.transaction():
-            for item_id, fields in wanted.items():
-                item = self.lib.get_item(item_id)
-                if item is not None:
-                    item.update(fields)
-                    item.store()
+            for item in _load(self.lib.items, self.lib.get_item, wanted, len(albums_of)):
+                item.update(wanted[item.id])
+                item.store()
+            for album in _load(self.lib.albums, self.lib.get_album, wanted_albums, len(members)):
+                album.update(wanted_albums[album.id])
+                album.store(inherit=False)
         return len(wanted)
 
-    def _library_fields(self) -> tuple[set[int], dict[int, dict[str, str]]]:
-        """Every item id, and our fields' stored values, straight from SQL."""
-        keys = ["mood", "musicnn_genre", "musicnn_tags", "musicnn_model", "musicnn_analyzed"]
-        keys += [mood.field for mood in self.deriver.moods]
+    def moods(self) -> dict[int, str]:
+        """Each analysed item's ``mood`` field, as the library holds it now."""
+        _, current = self._library_fields("items")
+        return {item_id: fields.get("mood", "") for item_id, fields in current.items()}
+
+    @property
+    def album_fields(self) -> list[str]:
+        return ["mood", "musicnn_genre", *(mood.field for mood in self.deriver.moods)]
+
+    def _library_fields(
+        self, table: str
+    ) -> tuple[dict[int, int | None], dict[int, dict[str, str]]]:
+        """Each entity's album id (items) and our fields' stored values, straight from SQL."""
+        keys = ["musicnn_tags", "musicnn_model", "musicnn_analyzed", *self.album_fields]
+        flex = "item_attributes" if table == "items" else "album_attributes"
+        album = "album_id" if table == "items" else "NULL"
         current: dict[int, dict[str, str]] = {}
         with self.lib.transaction() as tx:
-            ids = {row[0] for row in tx.query("SELECT id FROM items")}
+            ids = {row[0]: row[1] for row in tx.query(f"SELECT id, {album} FROM {table}")}
             marks = ",".join("?" * len(keys))
             rows = tx.query(
-                f"SELECT entity_id, key, value FROM item_attributes WHERE key IN ({marks})", keys
+                f"SELECT entity_id, key, value FROM {flex} WHERE key IN ({marks})", keys
             )
         for entity, key, value in rows:
             current.setdefault(entity, {})[key] = value
         return ids, current
+
+
+class Planner:
+    """Decides, item by item, whether the model is needed.
+
+    An item whose size and mtime are what was stored is skipped without
+    opening it; one whose file changed gets a job that first compares the
+    audio fingerprint and stops early when the audio is the same.
+    """
+
+    def __init__(self, stamps: dict[int, Stamp], model: str, patch_hop: int, force: bool):
+        self.stamps = stamps
+        self.model = model
+        self.patch_hop = patch_hop
+        self.force = force
+        self.skipped = 0
+
+    def __call__(self, item: Item) -> Job | None:
+        path = item.path
+        stamp = self.stamps.get(item.id)
+        if (
+            self.force
+            or stamp is None
+            or (stamp.model, stamp.patch_hop)
+            != (
+                self.model,
+                self.patch_hop,
+            )
+        ):
+            return Job(item.id, path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return Job(item.id, path)
+        if st.st_size == stamp.size and st.st_mtime == stamp.mtime:
+            self.skipped += 1
+            return None
+        return Job(item.id, path, stamp.fingerprint)
+
+
+M = TypeVar("M", bound="LibModel")
+
+
+def _load(
+    load_all: Callable[[], Iterable[M]],
+    load_one: Callable[[int], M | None],
+    wanted: dict[int, dict[str, object]],
+    total: int,
+) -> Iterator[M]:
+    """The models whose ids are in ``wanted``: one query when many, else one by one."""
+    if len(wanted) > max(100, total // 10):
+        yield from (model for model in load_all() if model.id in wanted)
+        return
+    for model_id in wanted:
+        if (model := load_one(model_id)) is not None:
+            yield model
 
 
 def _same(stored: dict[str, str], fields: dict[str, object]) -> bool:

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS analyses (
     embedding BLOB NOT NULL,
     analyzed_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS written_moods (
+    item_id INTEGER PRIMARY KEY,
+    mood TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS failures (
     item_id INTEGER PRIMARY KEY,
     path BLOB NOT NULL,
@@ -66,7 +70,9 @@ class Analysis:
 class Store:
     def __init__(self, path: Path | str):
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30)
+        # Used by one thread at a time, but not always the one that opened it
+        # (import analysis stores from a background thread).
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
@@ -144,8 +150,16 @@ class Store:
         rows = self._db.execute("SELECT item_id, path, error, failed_at FROM failures")
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
+    def written_moods(self) -> dict[int, str]:
+        """The mood tag the plugin last wrote into each file."""
+        return dict(self._db.execute("SELECT item_id, mood FROM written_moods"))
+
+    def set_written_mood(self, item_id: int, mood: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO written_moods VALUES (?, ?)", (item_id, mood))
+
     def remove(self, item_ids: Iterable[int]) -> None:
         ids = [(i,) for i in item_ids]
         with self._db:
-            self._db.executemany("DELETE FROM analyses WHERE item_id = ?", ids)
-            self._db.executemany("DELETE FROM failures WHERE item_id = ?", ids)
+            for table in ("analyses", "failures", "written_moods"):
+                self._db.executemany(f"DELETE FROM {table} WHERE item_id = ?", ids)

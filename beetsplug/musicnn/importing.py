@@ -1,0 +1,72 @@
+"""Analysis during `beet import`, in the background, across import tasks.
+
+Items are queued when beets has finished placing their files
+(``import_task_files``: copied, moved or left in place, tags written), so a
+file is never read while the import moves it. One analyzer works through
+the queue while the import goes on, storing each result as it arrives;
+when the import ends (the ``import`` event), it drains the queue, derives
+the library fields and reports. Analysis never fails the import.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from .analyzer import IDLE, IDLE_POLL, Idle, Job
+from .runner import Planner, Runner, Summary
+
+if TYPE_CHECKING:
+    from beets.library import Item
+
+_DONE = object()
+
+
+class ImportAnalysis:
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self.summary = Summary()
+        self._queue: queue.Queue[Job | object] = queue.Queue()
+        self._planner: Planner = runner.planner(force=False)
+        self._error: BaseException | None = None
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._work, name="musicnn-import", daemon=True)
+        self._thread.start()
+
+    def add(self, items: Iterable[Item]) -> None:
+        """Queue a finished import task's items (re-imported, unchanged ones are skipped)."""
+        for item in items:
+            if job := self._planner(item):
+                self._queue.put(job)
+
+    def finish(self) -> Summary:
+        """Wait for every queued item, then derive the library's fields."""
+        self._queue.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self.summary.skipped = self._planner.skipped
+        self.summary.derived = self.runner.refresh()
+        self.summary.wall_seconds = time.monotonic() - self._started
+        return self.summary
+
+    def _jobs(self) -> Iterator[Job | Idle]:
+        while True:
+            try:
+                job = self._queue.get(timeout=IDLE_POLL)
+            except queue.Empty:
+                yield IDLE
+                continue
+            if job is _DONE:
+                return
+            assert isinstance(job, Job)
+            yield job
+
+    def _work(self) -> None:
+        try:
+            self.runner.analyse(self._jobs(), self.summary)
+        except BaseException as exc:  # handed to finish(), in the importing thread
+            self._error = exc
