@@ -74,6 +74,42 @@ def test_rerun_is_quiet_and_fast(beetsdir: Path) -> None:
     assert "analysed 0, up to date 8, failed 0" in again.stderr
 
 
+def test_coexists_with_acousticbrainz(beetsdir: Path, tmp_path: Path) -> None:
+    """beets checks field types lazily and caches them: only a fresh process tells."""
+    base = (beetsdir / "config.yaml").read_text()
+    alone = beet(beetsdir, "ls", "-f", "$title $musicnn_happy", "musicnn_happy:0.3..")
+    assert alone.returncode == 0 and alone.stdout.strip()
+
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "config.yaml").write_text(
+        base.replace("plugins: musicnn", "plugins: [acousticbrainz, musicnn]")
+    )
+    together = beet(both, "ls", "-f", "$title $musicnn_happy", "musicnn_happy:0.3..")
+    assert together.returncode == 0, together.stderr[-1000:]
+    assert together.stdout == alone.stdout
+
+    # Negative control: a plugin declaring one of our fields with another type.
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "conflicting.py").write_text(
+        "from beets.dbcore import types\n"
+        "from beets.plugins import BeetsPlugin\n\n\n"
+        "class Conflicting(BeetsPlugin):\n"
+        "    item_types = {'musicnn_happy': types.STRING}\n"
+    )
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "config.yaml").write_text(
+        base.replace(
+            "plugins: musicnn", f"pluginpath: [{plugins}]\nplugins: [conflicting, musicnn]"
+        )
+    )
+    clashed = beet(clash, "ls", "musicnn_happy:0.3..")
+    assert clashed.returncode != 0
+    assert "musicnn_happy" in clashed.stderr
+
+
 def test_damaged_file_sets_exit_status(beetsdir: Path) -> None:
     """A file damaged after import fails alone; the others stay analysed."""
     path = Path(beet(beetsdir, "ls", "-p", "title:Dew").stdout.strip())

@@ -33,12 +33,14 @@ class ImportAnalysis:
         self._planner: Planner = runner.planner(force=False)
         self._error: BaseException | None = None
         self._started = time.monotonic()
+        self.imported: set[int] = set()
         self._thread = threading.Thread(target=self._work, name="musicnn-import", daemon=True)
         self._thread.start()
 
     def add(self, items: Iterable[Item]) -> None:
         """Queue a finished import task's items (re-imported, unchanged ones are skipped)."""
         for item in items:
+            self.imported.add(item.id)
             if job := self._planner(item):
                 self._queue.put(job)
 

@@ -103,9 +103,12 @@ class Deriver:
 
     def fields(self, tags: np.ndarray, scores: np.ndarray) -> dict[str, object]:
         """The fields of one track: its tag vector and its mood scores (0-1)."""
+        # Thresholds apply to the scores as stored and shown (3 decimals), so
+        # `musicnn_happy:0.75..` and `mood:happy` always agree.
+        shown = [round(float(score), 3) for score in scores]
         cleared = [
             (score, mood.name)
-            for mood, score in zip(self.moods, scores, strict=True)
+            for mood, score in zip(self.moods, shown, strict=True)
             if score >= mood.threshold
         ]
         order = np.argsort(-tags, kind="stable")
@@ -115,6 +118,6 @@ class Deriver:
             "musicnn_genre": self._labels[self._genres[np.argmax(tags[self._genres])]],
             "musicnn_tags": ", ".join(top),
         }
-        for mood, score in zip(self.moods, scores, strict=True):
-            fields[mood.field] = round(float(score), 3)
+        for mood, score in zip(self.moods, shown, strict=True):
+            fields[mood.field] = score
         return fields

@@ -122,13 +122,13 @@ class MusicnnPlugin(BeetsPlugin):
 
         runner = self._runner(lib, threads=opts.threads)
         try:
+            if opts.album:
+                items = [item for album in lib.albums(args) for item in album.items()]
+            else:
+                items = list(lib.items(args))
             if opts.remap:
                 summary = Summary(derived=runner.refresh())
             else:
-                if opts.album:
-                    items = [item for album in lib.albums(args) for item in album.items()]
-                else:
-                    items = list(lib.items(args))
                 if opts.pretend:
                     planned, skipped = runner.plan(items, opts.force)
                     for _job, item in planned:
@@ -138,7 +138,7 @@ class MusicnnPlugin(BeetsPlugin):
                 summary = runner.run(items, force=opts.force)
             if ui.should_write(opts.write):
                 summary.written, summary.kept = write_moods(
-                    lib, runner.store, runner.moods(), opts.force, self._log
+                    lib, runner.store, runner.moods({i.id for i in items}), opts.force, self._log
                 )
         except ModelError as exc:
             raise ui.UserError(f"musicnn: {exc}") from exc
@@ -171,7 +171,11 @@ class MusicnnPlugin(BeetsPlugin):
             summary = analysis.finish()
             if ui.should_write():
                 summary.written, summary.kept = write_moods(
-                    lib, analysis.runner.store, analysis.runner.moods(), False, self._log
+                    lib,
+                    analysis.runner.store,
+                    analysis.runner.moods(analysis.imported),
+                    False,
+                    self._log,
                 )
             ui.print_(f"musicnn: {summary}")
         except Exception as exc:

@@ -238,10 +238,10 @@ class Runner:
                 album.store(inherit=False)
         return len(wanted)
 
-    def moods(self) -> dict[int, str]:
-        """Each analysed item's ``mood`` field, as the library holds it now."""
+    def moods(self, ids: set[int]) -> dict[int, str]:
+        """The ``mood`` field of each analysed item in ``ids``, as the library holds it now."""
         _, current = self._library_fields("items")
-        return {item_id: fields.get("mood", "") for item_id, fields in current.items()}
+        return {i: fields.get("mood", "") for i, fields in current.items() if i in ids}
 
     @property
     def album_fields(self) -> list[str]:
