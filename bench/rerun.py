@@ -1,6 +1,6 @@
 """A plain re-run of `beet musicnn` over a 10,000-item library already analysed.
 
-Run: .venv/bin/python bench/rerun.py [ITEMS]
+Run: .venv/bin/python -m bench.rerun [ITEMS]
 
 Builds a library whose items point at small real files, with stored
 analyses (random activations) whose stamps match those files, then times

@@ -1,6 +1,6 @@
 """What enabling the plugin costs every `beet` command: `beet version`, with and without.
 
-Run: .venv/bin/python bench/startup.py [RUNS]
+Run: .venv/bin/python -m bench.startup [RUNS]
 Both configurations run alternately in the same session; medians printed.
 """
 
