@@ -16,6 +16,7 @@ from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
+from .discovery import SimilarQuery
 from .writing import register_mood_tag, write_moods
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class MusicnnPlugin(BeetsPlugin):
                 "tag_threshold": 0.1,
                 "max_tags": 5,
                 "moods": DEFAULT_MOODS,
+                "similar_count": 20,
             }
         )
         # Our own field names: acousticbrainz and xtractor already declare
@@ -84,6 +86,10 @@ class MusicnnPlugin(BeetsPlugin):
             self.register_listener("import", self.import_end)
         self.register_listener("item_removed", self.item_removed)
         self.register_listener("cli_exit", self.close_store)
+        self.register_listener("library_opened", self.library_opened)
+        self._lib: Library | None = None
+        SimilarQuery.resolve = self.resolve_similar
+        self.item_queries = {"similar": SimilarQuery}
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("musicnn", help="tag moods and genres by listening with MusiCNN")
@@ -114,7 +120,56 @@ class MusicnnPlugin(BeetsPlugin):
             help="only re-derive every field from the stored analyses (no audio is decoded)",
         )  # fmt: skip
         cmd.func = self.command
-        return [cmd]
+        similar = ui.Subcommand("musicnn-similar", help="list the tracks that sound most alike")
+        similar.parser.usage += " QUERY"
+        similar.parser.add_option(
+            "-n", "--count", type="int", default=10, help="how many tracks (default 10)"
+        )
+        similar.parser.add_option(
+            "--where", action="append", default=[], metavar="QUERY",
+            help="only tracks matching this beets query (repeat to add terms)",
+        )  # fmt: skip
+        similar.parser.add_option(
+            "-o", "--output", metavar="FILE.m3u", help="also write them as an M3U playlist"
+        )
+        similar.func = self.similar_command
+        return [cmd, similar]
+
+    def similar_command(self, lib: Library, opts: Any, args: list[str]) -> None:
+        from .discovery import NotReady, nearest, open_index, print_results, write_m3u
+
+        if not args:
+            raise ui.UserError("give a query for the track(s) to start from")
+        try:
+            index = open_index(self._open_store(lib), self.config["model"].as_str())
+            results = nearest(lib, index, list(lib.items(args)), opts.count, opts.where, self._log)
+        except NotReady as exc:
+            raise ui.UserError(f"musicnn-similar: {exc}") from exc
+        if not results:
+            ui.print_("nothing matches --where among the analysed tracks")
+        items = print_results(lib, results)
+        if opts.output:
+            write_m3u(Path(opts.output), items)
+            self._log.info("wrote {} tracks to {}", len(items), opts.output)
+
+    def resolve_similar(self, pattern: str) -> list[int]:
+        """The ids ``similar:PATTERN`` matches: the nearest items to PATTERN's."""
+        from beets.library import Library
+
+        from .discovery import NotReady, nearest, open_index
+
+        lib = self._lib or Library(beets_config["library"].as_filename())
+        try:
+            index = open_index(self._open_store(lib), self.config["model"].as_str())
+            seeds = list(lib.items(pattern))
+            count = self.config["similar_count"].get(int)
+            return [item_id for item_id, _ in nearest(lib, index, seeds, count, [], self._log)]
+        except NotReady as exc:
+            self._log.warning("similar:{}: {}", pattern, exc)
+            return []
+
+    def library_opened(self, lib: Library) -> None:
+        self._lib = lib
 
     def command(self, lib: Library, opts: MusicnnOpts, args: list[str]) -> None:
         from .provision import ModelError
@@ -185,11 +240,15 @@ class MusicnnPlugin(BeetsPlugin):
 
     def item_removed(self, item: Item) -> None:
         """Forget a removed item's analysis (`beet rm`)."""
+        self._open_store(item._db).remove([item.id])
+
+    def _open_store(self, lib: Library) -> Store:
+        """The plugin database, opened once per command."""
         from .store import Store
 
         if self._store is None:
-            self._store = Store(_path_option(self.config["database"], _beside_library(item._db)))
-        self._store.remove([item.id])
+            self._store = Store(_path_option(self.config["database"], _beside_library(lib)))
+        return self._store
 
     def close_store(self, lib: Library) -> None:
         if self._store is not None:

@@ -103,6 +103,33 @@ class Store:
             if wanted is None or r[0] in wanted
         ]
 
+    def model_ids(self, prefix: str) -> list[str]:
+        """Models whose names start with ``prefix``, most used first."""
+        rows = self._db.execute(
+            "SELECT model FROM analyses WHERE model LIKE ? GROUP BY model ORDER BY count(*) DESC",
+            (prefix.replace("%", "") + "%",),
+        )
+        return [r[0] for r in rows]
+
+    def embeddings(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """All item ids and their embeddings for ``model``, as one matrix."""
+        rows = self._db.execute(
+            "SELECT item_id, embedding FROM analyses WHERE model = ? ORDER BY item_id", (model,)
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        if not rows:
+            return ids, np.empty((0, 0), np.float32)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), np.float32)
+        return ids, matrix.reshape(len(rows), -1)
+
+    def version(self, model: str) -> tuple[object, ...]:
+        """Changes whenever analyses of ``model`` are added, replaced or removed."""
+        row = self._db.execute(
+            "SELECT count(*), max(analyzed_at), total(item_id) FROM analyses WHERE model = ?",
+            (model,),
+        ).fetchone()
+        return tuple(row)
+
     def save(
         self,
         item_id: int,
