@@ -1,0 +1,101 @@
+"""Similarity at library scale: a synthetic library of 100,000 analysed items.
+
+Run: .venv/bin/python -m bench.similar [ITEMS]
+
+Builds a beets library and plugin database with ITEMS items (random
+embeddings, real SQL rows), then times: loading the embedding matrix from
+the database, one nearest-neighbour query after loading, and real
+`beet ls 'similar:...'` and `beet musicnn-similar` processes end to end,
+beside `beet version` as the floor of any beet command.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from beets.library import Library
+
+from beetsplug.musicnn.similarity import Index, load_index
+from beetsplug.musicnn.store import Store
+
+MODEL = "msd-musicnn-benchmark0000"
+
+
+def build(root: Path, count: int) -> None:
+    lib = Library(str(root / "library.db"), str(root))
+    lib._close()
+    rows = [
+        (i, f"{root}/t{i}.mp3".encode(), f"track {i}", f"artist {i % 997}")
+        for i in range(1, count + 1)
+    ]
+    with sqlite3.connect(root / "library.db") as db:
+        db.executemany("INSERT INTO items (id, path, title, artist) VALUES (?,?,?,?)", rows)
+    Store(root / "musicnn.db").close()
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 200)).astype(np.float32)
+    with sqlite3.connect(root / "musicnn.db") as db:
+        db.executemany(
+            "INSERT INTO analyses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (_row(i, rng, centres) for i in range(1, count + 1)),
+        )
+    (root / "config.yaml").write_text(
+        f"library: {root / 'library.db'}\ndirectory: {root}\nplugins: musicnn\n"
+    )
+
+
+def _row(i: int, rng: np.random.Generator, centres: np.ndarray) -> tuple[object, ...]:
+    embedding = centres[i % 50] + rng.normal(size=200).astype(np.float32)
+    tags = rng.random(50, np.float32)
+    facts = (i, b"", 0, 0.0, "", 0.0, MODEL, 187, 1, 1.0)
+    return (*facts, tags.tobytes(), embedding.tobytes(), 1.0 * i)
+
+
+def timed(root: Path, *args: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "beets", *args],
+        env={**os.environ, "BEETSDIR": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return time.perf_counter() - start, len(out.stdout.splitlines())
+
+
+def main(count: int = 100_000) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        build(root, count)
+        print(f"built {count} analysed items in {time.perf_counter() - start:.1f} s")
+
+        store = Store(root / "musicnn.db")
+        start = time.perf_counter()
+        index = load_index(store, MODEL)
+        loaded = time.perf_counter() - start
+        start = time.perf_counter()
+        Index.nearest(index, [12345 % count + 1], 20)
+        query = time.perf_counter() - start
+        start = time.perf_counter()
+        load_index(store, MODEL)
+        cached = time.perf_counter() - start
+        print(f"load the {index.matrix.shape} matrix: {loaded:.2f} s; "
+              f"nearest 20 after load: {query * 1000:.1f} ms; "
+              f"cached load (version check): {cached * 1000:.1f} ms")  # fmt: skip
+
+        floor, _ = timed(root, "version")
+        ls, lines = timed(root, "ls", "similar:title:track 12345")
+        cmd, _ = timed(root, "musicnn-similar", "-n", "20", "title:track 12345")
+        print(f"beet ls 'similar:title:track 12345': {ls:.2f} s ({lines} items); "
+              f"beet musicnn-similar: {cmd:.2f} s; beet version: {floor:.2f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))
