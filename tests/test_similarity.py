@@ -16,9 +16,11 @@ from beets.test.helper import PluginTestHelper
 from beets.ui import UserError
 
 from beetsplug.musicnn.analyzer import Analyzer, Job, Outcome, Result
+from beetsplug.musicnn.decode import Fingerprint
 from beetsplug.musicnn.inference import shared_model
 from beetsplug.musicnn.provision import Graph, ModelInfo
-from beetsplug.musicnn.similarity import Index
+from beetsplug.musicnn.similarity import Index, load_index
+from beetsplug.musicnn.store import Store
 from tests.synth import Track, write
 
 FAMILIES = ["pad", "riff", "drums", "pluck"]
@@ -91,6 +93,28 @@ def test_index_ranks_restricts_and_excludes_seeds() -> None:
     assert [i for i, _ in index.nearest([10, 13], 1)] == [12]  # the centroid of two seeds
     assert index.nearest([99], 3) == []  # an unknown seed
     assert len(index.nearest([10], 50)) == 4
+
+
+def test_index_follows_the_database(tmp_path: Path) -> None:
+    """Cached in memory and on disk, reloaded as soon as an embedding changes."""
+    store = Store(tmp_path / "musicnn.db")
+    rng = np.random.default_rng(0)
+
+    def save(item_id: int, embedding: np.ndarray) -> None:
+        fingerprint = Fingerprint("0" * 20, 1.0)
+        store.save(item_id, b"/x", 1, 1.0, fingerprint, "m", 187, 1, 1.0, np.zeros(50), embedding)
+
+    for i in range(1, 4):
+        save(i, rng.normal(size=200))
+    first = load_index(store, "m")
+    assert len(first) == 3 and load_index(store, "m") is first  # cached
+    assert Path(f"{store.path}.m.npz").is_file()
+    save(4, rng.normal(size=200))
+    assert 4 in load_index(store, "m")
+    store.remove([2])
+    assert 2 not in load_index(store, "m")
+    store.touch(1, b"/moved", 2, 2.0)  # file facts only: same index
+    assert load_index(store, "m") is load_index(store, "m")
 
 
 class TestSimilarCommandAndQuery(PluginTestHelper):

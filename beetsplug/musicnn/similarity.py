@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,8 +30,15 @@ class Index:
     @classmethod
     def build(cls, ids: np.ndarray, embeddings: np.ndarray) -> Index:
         norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-        unit = (embeddings / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-        return cls(ids, unit, {int(i): r for r, i in enumerate(ids)})
+        return cls.of_unit_rows(ids, embeddings / np.where(norms > 0, norms, 1.0))
+
+    @classmethod
+    def of_unit_rows(cls, ids: np.ndarray, unit: np.ndarray) -> Index:
+        return cls(
+            ids,
+            unit.astype(np.float32, copy=False),
+            dict(zip(ids.tolist(), range(len(ids)), strict=True)),
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,17 +71,40 @@ class Index:
         return [(int(self.ids[r]), float(scores[r])) for r in top]
 
 
-_cache: dict[tuple[str, str], tuple[tuple[object, ...], Index]] = {}
+_cache: dict[tuple[str, str], tuple[int, Index]] = {}
 _lock = threading.Lock()
 
 
 def load_index(store: Store, model: str) -> Index:
-    """The library's index for ``model``, cached until the database changes."""
+    """The library's index for ``model``, cached until the database changes.
+
+    Cached in this process, and on disk beside the database (one .npz per
+    model), since reading 100,000 embeddings from SQLite takes far longer
+    than reading one array file.
+    """
     key = (str(store.path), model)
-    version = store.version(model)
+    version = store.version()
     with _lock:
         cached = _cache.get(key)
         if cached is None or cached[0] != version:
-            cached = (version, Index.build(*store.embeddings(model)))
+            cached = (version, _from_disk(store, model, version))
             _cache[key] = cached
         return cached[1]
+
+
+def _from_disk(store: Store, model: str, version: int) -> Index:
+    path = Path(f"{store.path}.{model}.npz")
+    try:
+        with np.load(path) as saved:
+            if int(saved["version"]) == version:
+                return Index.of_unit_rows(saved["ids"], saved["unit"])
+    except (OSError, ValueError, KeyError):
+        pass
+    index = Index.build(*store.embeddings(model))
+    try:
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, version=version, ids=index.ids, unit=index.matrix)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only place only costs the speed-up
+    return index

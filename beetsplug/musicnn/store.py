@@ -38,6 +38,18 @@ CREATE TABLE IF NOT EXISTS written_moods (
     item_id INTEGER PRIMARY KEY,
     mood TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS analyses_model ON analyses (model);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters VALUES ('embeddings', 0);
+CREATE TRIGGER IF NOT EXISTS embeddings_added AFTER INSERT ON analyses
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'embeddings'; END;
+CREATE TRIGGER IF NOT EXISTS embeddings_removed AFTER DELETE ON analyses
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'embeddings'; END;
+CREATE TRIGGER IF NOT EXISTS embeddings_changed AFTER UPDATE OF embedding, model ON analyses
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'embeddings'; END;
 CREATE TABLE IF NOT EXISTS failures (
     item_id INTEGER PRIMARY KEY,
     path BLOB NOT NULL,
@@ -122,13 +134,10 @@ class Store:
         matrix = np.frombuffer(b"".join(r[1] for r in rows), np.float32)
         return ids, matrix.reshape(len(rows), -1)
 
-    def version(self, model: str) -> tuple[object, ...]:
-        """Changes whenever analyses of ``model`` are added, replaced or removed."""
-        row = self._db.execute(
-            "SELECT count(*), max(analyzed_at), total(item_id) FROM analyses WHERE model = ?",
-            (model,),
-        ).fetchone()
-        return tuple(row)
+    def version(self) -> int:
+        """A counter that triggers raise whenever any embedding is added, changed or removed."""
+        row = self._db.execute("SELECT value FROM counters WHERE name = 'embeddings'").fetchone()
+        return int(row[0])
 
     def save(
         self,
