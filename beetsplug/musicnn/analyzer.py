@@ -98,6 +98,8 @@ class Analyzer:
         batch_size: int = 64,
         decoder: Sequence[str] = ("ffmpeg",),
         timeout: float = 0,
+        min_free_memory: int = 0,
+        notice: Callable[[str], None] = lambda _msg: None,
     ):
         self._model = model
         self.threads = threads or default_threads()
@@ -105,13 +107,16 @@ class Analyzer:
         self.batch_size = batch_size
         self.decoder = tuple(decoder)
         self.timeout = timeout
+        self.min_free_memory = min_free_memory
+        self.notice = notice
         self._stop = threading.Event()
 
     def run(self, jobs: Iterable[Job | Idle], on_outcome: Callable[[Outcome], None]) -> None:
         """Analyse every job, calling ``on_outcome`` in this thread as each ends.
 
         At most two jobs per worker are in flight, so memory stays bounded
-        however many jobs there are. A source that has no job yet (an
+        however many jobs there are, and fewer while available memory is
+        under ``min_free_memory``. A source that has no job yet (an
         import still going on) yields ``IDLE`` and is asked again shortly,
         while finished outcomes are still handed over. On KeyboardInterrupt
         the workers abandon their files, their decoders are killed, and it
@@ -121,10 +126,12 @@ class Analyzer:
         pending: set[Future[Outcome | None]] = set()
         source = iter(jobs)
         exhausted = False
+        in_flight = 2 * self.threads
         with ThreadPoolExecutor(self.threads, thread_name_prefix="musicnn") as pool:
             try:
                 while True:
-                    while not exhausted and len(pending) < 2 * self.threads:
+                    in_flight = self._fit_memory(in_flight)
+                    while not exhausted and len(pending) < in_flight:
                         job = next(source, None)
                         if job is None:
                             exhausted = True
@@ -147,6 +154,20 @@ class Analyzer:
                     future.cancel()
                 raise
 
+    def _fit_memory(self, in_flight: int) -> int:
+        """Halve the files in flight while free memory is under the threshold."""
+        if in_flight == 1 or not self.min_free_memory:
+            return in_flight
+        available = psutil.virtual_memory().available
+        if available >= self.min_free_memory:
+            return in_flight
+        lowered = max(1, in_flight // 2)
+        self.notice(
+            f"only {available // 2**20} MB of memory free: "
+            f"lowering parallelism from {in_flight} to {lowered} file(s) at a time"
+        )
+        return lowered
+
     def analyze(self, job: Job) -> Outcome:
         """Analyse one file in the calling thread."""
         outcome = self._analyze(job)
@@ -158,9 +179,11 @@ class Analyzer:
             return self._decode_and_predict(job)
         except _Stopped:
             return None
-        except DecodeError as exc:
-            return Failure(job.key, job.path, str(exc))
         except Exception as exc:  # one bad file must never stop the run
+            if self._stop.is_set():
+                return None  # stopped mid-file: not the file's fault
+            if isinstance(exc, DecodeError):
+                return Failure(job.key, job.path, str(exc))
             return Failure(job.key, job.path, f"{exc.__class__.__name__}: {exc}")
 
     def _decode_and_predict(self, job: Job) -> Outcome:

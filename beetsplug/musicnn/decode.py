@@ -7,6 +7,7 @@ file only. It also runs off the GIL, in parallel with everything else.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -70,7 +71,11 @@ class Decoding:
             "-ar", str(SAMPLE_RATE), "-f", "f32le", "-",
         ]  # fmt: skip
         try:
-            self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._stderr)
+            # Its own session: Ctrl-C on the terminal reaches us, not the
+            # decoders, which we stop ourselves (a half-read file is no failure).
+            self._proc = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True
+            )
         except OSError as exc:
             self._stderr.close()
             raise DecodeError(f"cannot start decoder {command[0]!r}: {exc.strerror}") from exc
@@ -91,13 +96,18 @@ class Decoding:
 
     def _expire(self) -> None:
         self._timed_out = True
-        self._proc.kill()
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        """Kill the decoder and anything it started (a wrapper script's children)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
 
     def kill(self) -> None:
         if self._timer:
             self._timer.cancel()
         if self._proc.poll() is None:
-            self._proc.kill()
+            self._kill_group()
         self._proc.wait()
         assert self._proc.stdout is not None
         self._proc.stdout.close()

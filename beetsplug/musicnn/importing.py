@@ -10,6 +10,7 @@ the library fields and reports. Analysis never fails the import.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .analyzer import IDLE, IDLE_POLL, Idle, Job
+from .lock import exclusive
 from .runner import Planner, Runner, Summary
 
 if TYPE_CHECKING:
@@ -28,9 +30,11 @@ _DONE = object()
 class ImportAnalysis:
     def __init__(self, runner: Runner):
         self.runner = runner
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(exclusive(runner.lock_path))  # Busy: no analysis
         self.summary = Summary()
         self._queue: queue.Queue[Job | object] = queue.Queue()
-        self._planner: Planner = runner.planner(force=False)
+        self._planner: Planner = runner.planner()
         self._error: BaseException | None = None
         self._started = time.monotonic()
         self.imported: set[int] = set()
@@ -54,6 +58,11 @@ class ImportAnalysis:
         self.summary.derived = self.runner.refresh()
         self.summary.wall_seconds = time.monotonic() - self._started
         return self.summary
+
+    def close(self) -> None:
+        """Let the next analysis of this library start."""
+        self._lock.close()
+        self.runner.close()
 
     def _jobs(self) -> Iterator[Job | Idle]:
         while True:

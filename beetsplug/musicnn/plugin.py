@@ -37,6 +37,8 @@ DEFAULT_MOODS = {
 
 class MusicnnOpts(Protocol):
     album: bool
+    failed: bool
+    retry_failed: bool
     force: bool
     pretend: bool
     threads: int | None
@@ -56,8 +58,9 @@ class MusicnnPlugin(BeetsPlugin):
                 "database": "",
                 "threads": 0,
                 "patch_hop": 187,
-                "batch_size": 64,
+                "batch_size": 16,
                 "timeout": 900,
+                "min_free_memory": 512,
                 "ffmpeg": "ffmpeg",
                 "tag_threshold": 0.1,
                 "max_tags": 5,
@@ -116,6 +119,14 @@ class MusicnnPlugin(BeetsPlugin):
             help="do not write tags to the files",
         )  # fmt: skip
         cmd.parser.add_option(
+            "--failed", action="store_true", default=False,
+            help="list the items whose analysis failed, with the reason, and stop",
+        )  # fmt: skip
+        cmd.parser.add_option(
+            "--retry-failed", action="store_true", default=False,
+            help="try again the items that failed before (otherwise left alone)",
+        )  # fmt: skip
+        cmd.parser.add_option(
             "--remap", action="store_true", default=False,
             help="only re-derive every field from the stored analyses (no audio is decoded)",
         )  # fmt: skip
@@ -172,33 +183,43 @@ class MusicnnPlugin(BeetsPlugin):
         self._lib = lib
 
     def command(self, lib: Library, opts: MusicnnOpts, args: list[str]) -> None:
+        from .lock import Busy, exclusive
         from .provision import ModelError
-        from .runner import Summary
+        from .runner import Interrupted, Summary
 
+        if opts.album:
+            items = [item for album in lib.albums(args) for item in album.items()]
+        else:
+            items = list(lib.items(args))
         runner = self._runner(lib, threads=opts.threads)
         try:
-            if opts.album:
-                items = [item for album in lib.albums(args) for item in album.items()]
-            else:
-                items = list(lib.items(args))
-            if opts.remap:
-                summary = Summary(derived=runner.refresh())
-            else:
-                if opts.pretend:
-                    planned, skipped = runner.plan(items, opts.force)
-                    for _job, item in planned:
-                        ui.print_(format(item))
-                    ui.print_(f"{len(planned)} to analyse, {skipped} up to date")
-                    return
-                summary = runner.run(items, force=opts.force)
-            if ui.should_write(opts.write):
-                summary.written, summary.kept = write_moods(
-                    lib, runner.store, runner.moods({i.id for i in items}), opts.force, self._log
-                )
-        except ModelError as exc:
+            if opts.failed:
+                _list_failures(runner.store.failures(), items)
+                return
+            if opts.pretend:
+                planned, planner = runner.plan(items, opts.force, opts.retry_failed)
+                for _job, item in planned:
+                    ui.print_(format(item))
+                ui.print_(f"{len(planned)} to analyse, {planner.skipped} up to date")
+                return
+            with exclusive(runner.lock_path):
+                if opts.remap:
+                    summary = Summary(derived=runner.refresh())
+                else:
+                    summary = runner.run(items, opts.force, opts.retry_failed)
+                if ui.should_write(opts.write):
+                    summary.written, summary.kept = write_moods(
+                        lib,
+                        runner.store,
+                        runner.moods({i.id for i in items}),
+                        opts.force,
+                        self._log,
+                    )
+        except Interrupted as exc:
+            self._log.info("{}", exc.summary)
+            raise ui.UserError(f"{exc}; all finished work is kept: run again to go on") from None
+        except (ModelError, Busy) as exc:
             raise ui.UserError(f"musicnn: {exc}") from exc
-        except KeyboardInterrupt:
-            raise ui.UserError("interrupted; everything analysed so far is kept") from None
         finally:
             runner.close()
         self._log.info("{}", summary)
@@ -211,7 +232,7 @@ class MusicnnPlugin(BeetsPlugin):
         try:
             self._import = ImportAnalysis(self._runner(session.lib))
         except Exception as exc:  # no analysis, but never a failed import
-            self._log.error("cannot analyse during this import: {}", exc)
+            self._log.error("not analysing during this import: {}", exc)
 
     def import_task_files(self, session: ImportSession, task: ImportTask) -> None:
         if self._import is not None:
@@ -236,7 +257,7 @@ class MusicnnPlugin(BeetsPlugin):
         except Exception as exc:
             self._log.error("analysis during import failed: {}", exc)
         finally:
-            analysis.runner.close()
+            analysis.close()
 
     def item_removed(self, item: Item) -> None:
         """Forget a removed item's analysis (`beet rm`)."""
@@ -271,6 +292,7 @@ class MusicnnPlugin(BeetsPlugin):
                 patch_hop=c["patch_hop"].get(int),
                 batch_size=c["batch_size"].get(int),
                 timeout=c["timeout"].as_number(),
+                min_free_memory=int(c["min_free_memory"].as_number() * 2**20),
                 ffmpeg=tuple(c["ffmpeg"].as_str_seq()),
                 moods=tuple(parse_moods(_moods(c["moods"]))),
                 tag_threshold=c["tag_threshold"].as_number(),
@@ -284,6 +306,19 @@ class MusicnnPlugin(BeetsPlugin):
 def _mood_names(view: Any) -> list[str]:
     """Mood names from every config source (a confuse view, not a dict)."""
     return list(view.keys())
+
+
+def _list_failures(failures: dict[int, tuple[bytes, str, float]], items: list[Item]) -> None:
+    import time
+
+    listed = 0
+    for item in items:
+        if item.id in failures:
+            _path, error, when = failures[item.id]
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+            ui.print_(f"{format(item)}: {error} ({stamp})")
+            listed += 1
+    ui.print_(f"{listed} failed item(s); `beet musicnn --retry-failed` tries them again")
 
 
 def _moods(view: Any) -> dict[str, dict[str, object]]:

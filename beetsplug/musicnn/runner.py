@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -46,6 +46,7 @@ class Settings:
     patch_hop: int
     batch_size: int
     timeout: float
+    min_free_memory: int
     ffmpeg: tuple[str, ...]
     moods: tuple[Mood, ...]
     tag_threshold: float
@@ -60,12 +61,17 @@ class Summary:
     unchanged: int = 0  # file changed (retagged, copied), audio the same
     skipped: int = 0  # file as it was: not opened
     failed: int = 0
+    failed_before: int = 0  # left alone: failed in an earlier run
     derived: int = 0  # items whose fields were (re)written
     written: int = 0  # files whose mood tag was written
     kept: int = 0  # files that keep a mood tag the plugin did not set
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     failures: list[tuple[bytes, str]] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.analysed + self.unchanged + self.failed
 
     def __str__(self) -> str:
         parts = [
@@ -76,6 +82,8 @@ class Summary:
         ]
         if self.unchanged:
             parts[1] += f" ({self.unchanged} re-checked: file changed, audio the same)"
+        if self.failed_before:
+            parts[2] += f" (+{self.failed_before} failed before: --retry-failed)"
         if self.written or self.kept:
             parts.append(f"mood tags written {self.written}, kept {self.kept}")
         line = ", ".join(parts)
@@ -86,6 +94,14 @@ class Summary:
                 f"({rate:.1f} s of audio per second)"
             )
         return line
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: what finished is stored; ``summary`` says how far it got."""
+
+    def __init__(self, summary: Summary, planned: int):
+        super().__init__(f"interrupted after {summary.done} of {planned} files")
+        self.summary = summary
 
 
 class Runner:
@@ -113,25 +129,53 @@ class Runner:
             )
         return self._graph
 
+    @property
+    def lock_path(self) -> Path:
+        return Path(f"{self.settings.database}.lock")
+
     def close(self) -> None:
         self.store.close()
 
-    def plan(self, items: Iterable[Item], force: bool) -> tuple[list[tuple[Job, Item]], int]:
-        """Jobs for the items that may need the model, and how many were skipped."""
-        planner = self.planner(force)
+    def plan(
+        self, items: Iterable[Item], force: bool = False, retry_failed: bool = False
+    ) -> tuple[list[tuple[Job, Item]], Planner]:
+        """Jobs for the items that may need the model, and the planner's counts."""
+        planner = self.planner(force, retry_failed)
         jobs = [(job, item) for item in items if (job := planner(item))]
-        return jobs, planner.skipped
+        return jobs, planner
 
-    def planner(self, force: bool) -> Planner:
-        return Planner(self.store.stamps(), self.graph.model_id, self.settings.patch_hop, force)
+    def planner(self, force: bool = False, retry_failed: bool = False) -> Planner:
+        return Planner(
+            self.store.stamps(),
+            self.store.failures(),
+            self.graph.model_id,
+            self.settings.patch_hop,
+            force,
+            retry_failed,
+        )
 
-    def run(self, items: list[Item], force: bool = False, progress: bool = True) -> Summary:
-        """Analyse what needs it, store every outcome, then refresh the library's fields."""
+    def run(
+        self,
+        items: list[Item],
+        force: bool = False,
+        retry_failed: bool = False,
+        progress: bool = True,
+    ) -> Summary:
+        """Analyse what needs it, store every outcome, then refresh the library's fields.
+
+        Interrupted (Ctrl-C), it still derives the fields of what finished,
+        then raises Interrupted with the summary so far.
+        """
         started = time.monotonic()
-        planned, skipped = self.plan(items, force)
-        summary = Summary(skipped=skipped)
-        if planned:
-            self.analyse((job for job, _ in planned), summary, len(planned) if progress else 0)
+        planned, planner = self.plan(items, force, retry_failed)
+        summary = Summary(skipped=planner.skipped, failed_before=planner.failed_before)
+        try:
+            if planned:
+                self.analyse((job for job, _ in planned), summary, len(planned) if progress else 0)
+        except KeyboardInterrupt:
+            summary.derived = self.refresh()
+            summary.wall_seconds = time.monotonic() - started
+            raise Interrupted(summary, len(planned)) from None
         summary.derived = self.refresh()
         summary.wall_seconds = time.monotonic() - started
         return summary
@@ -150,6 +194,8 @@ class Runner:
             s.batch_size,
             s.ffmpeg,
             s.timeout,
+            s.min_free_memory,
+            lambda msg: self.log.warning("{}", msg),
         )
         stats: dict[int, os.stat_result | None] = {}
 
@@ -271,28 +317,39 @@ class Planner:
 
     An item whose size and mtime are what was stored is skipped without
     opening it; one whose file changed gets a job that first compares the
-    audio fingerprint and stops early when the audio is the same.
+    audio fingerprint and stops early when the audio is the same. Items
+    that failed before are left alone unless retrying (or forcing).
     """
 
-    def __init__(self, stamps: dict[int, Stamp], model: str, patch_hop: int, force: bool):
+    def __init__(
+        self,
+        stamps: dict[int, Stamp],
+        failed: Collection[int],
+        model: str,
+        patch_hop: int,
+        force: bool = False,
+        retry_failed: bool = False,
+    ):
         self.stamps = stamps
+        self.failed = failed
         self.model = model
         self.patch_hop = patch_hop
         self.force = force
+        self.retry_failed = retry_failed
         self.skipped = 0
+        self.failed_before = 0
 
     def __call__(self, item: Item) -> Job | None:
         path = item.path
+        if item.id in self.failed and not (self.force or self.retry_failed):
+            self.failed_before += 1
+            return None
         stamp = self.stamps.get(item.id)
-        if (
-            self.force
-            or stamp is None
-            or (stamp.model, stamp.patch_hop)
-            != (
-                self.model,
-                self.patch_hop,
-            )
-        ):
+        current = stamp is not None and (stamp.model, stamp.patch_hop) == (
+            self.model,
+            self.patch_hop,
+        )
+        if self.force or stamp is None or not current:
             return Job(item.id, path)
         try:
             st = os.stat(path)
