@@ -9,28 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.beet import beet, write_config
 from tests.synth import demo_library
-
-BEET = [sys.executable, "-m", "beets"]
 
 
 @pytest.fixture(scope="module")
 def beetsdir(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("beet")
     demo_library(root / "incoming")
-    (root / "config.yaml").write_text(
-        f"directory: {root / 'music'}\n"
-        f"library: {root / 'library.db'}\n"
-        "plugins: musicnn\n"
-        "import: {copy: yes, autotag: no}\n"
-        f"musicnn: {{model_dir: {model_dir}, threads: 2}}\n"
-    )
-    return root
-
-
-def beet(beetsdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BEETSDIR": str(beetsdir)}
-    return subprocess.run([*BEET, *args], capture_output=True, text=True, env=env, timeout=600)
+    return write_config(root, model_dir)
 
 
 def test_enabling_the_plugin_imports_nothing_heavy() -> None:

@@ -21,6 +21,7 @@ import psutil
 from .decode import DecodeError, Decoding, Fingerprint
 from .features import PATCH_SIZE, SAMPLE_RATE, MelStream, Patcher
 from .inference import Model
+from .provision import ModelError
 
 WORKER_MEMORY = 300 * 2**20  # a worker's peak: decoder, buffers, TF activations
 
@@ -179,6 +180,8 @@ class Analyzer:
             return self._decode_and_predict(job)
         except _Stopped:
             return None
+        except ModelError:
+            raise  # no file's fault: the whole run stops with the message
         except Exception as exc:  # one bad file must never stop the run
             if self._stop.is_set():
                 return None  # stopped mid-file: not the file's fault

@@ -1,0 +1,38 @@
+"""Running real `beet` processes against a library made for a test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BEET = [sys.executable, "-m", "beets"]
+
+
+def write_config(root: Path, model_dir: Path, musicnn: str = "", **extra: str) -> Path:
+    """A beets config directory at ``root`` with the plugin enabled."""
+    lines = [
+        f"directory: {root / 'music'}",
+        f"library: {root / 'library.db'}",
+        "plugins: musicnn",
+        "import: {copy: yes, autotag: no}",
+        f"musicnn: {{model_dir: {model_dir}, threads: 2{', ' + musicnn if musicnn else ''}}}",
+        *(f"{key}: {value}" for key, value in extra.items()),
+    ]
+    (root / "config.yaml").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def beet(beetsdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BEETSDIR": str(beetsdir)}
+    return subprocess.run(
+        [*BEET, *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def start_beet(beetsdir: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "BEETSDIR": str(beetsdir)}
+    return subprocess.Popen(
+        [*BEET, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
