@@ -26,9 +26,7 @@ def write_config(root: Path, model_dir: Path, musicnn: str = "", **extra: str) -
 
 def beet(beetsdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BEETSDIR": str(beetsdir)}
-    return subprocess.run(
-        [*BEET, *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    return subprocess.run([*BEET, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def start_beet(beetsdir: Path, *args: str) -> subprocess.Popen[str]:

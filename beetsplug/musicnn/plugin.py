@@ -316,7 +316,7 @@ def _list_failures(failures: dict[int, tuple[bytes, str, float]], items: list[It
         if item.id in failures:
             _path, error, when = failures[item.id]
             stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
-            ui.print_(f"{format(item)}: {error} ({stamp})")
+            ui.print_(f"{item.filepath}: {error} ({stamp})")
             listed += 1
     ui.print_(f"{listed} failed item(s); `beet musicnn --retry-failed` tries them again")
 
