@@ -74,7 +74,7 @@ def damage(kind: str, folder: Path, source: Path) -> tuple[Path, str | None]:
         shutil.copy(source, path)
         return path, "file not found"
     if kind == "non-ascii name":
-        path = folder / "Ünïcödé – 東京 ♫.mp3"
+        path = folder / "Ünïcödé – 東京 ♫.mp3"  # noqa: RUF001 (the dash is the point)
         shutil.copy(source, path)
         return path, None
     if kind == "long name":
@@ -170,7 +170,7 @@ class TestBadFiles(PluginTestHelper):
         bad = tmp_path / "msd-musicnn-1.pb"
         bad.write_bytes(b"\x08\x01garbage")
         config["musicnn"]["graph"] = str(bad)
-        with pytest.raises(UserError, match="not a usable MusiCNN graph.*fix `musicnn.graph`"):
+        with pytest.raises(UserError, match=r"not a usable MusiCNN graph.*fix `musicnn\.graph`"):
             self.run_command("musicnn")
 
 
@@ -234,7 +234,7 @@ def decoders_of(root: Path) -> list[psutil.Process]:
 
 def test_ctrl_c_stops_promptly_and_keeps_work(long_library: Path) -> None:
     proc = start_beet(long_library, "musicnn")
-    wait_for_results(long_library, 1, proc)
+    wait_for_results(long_library, 1)
     start = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
@@ -255,7 +255,7 @@ def test_ctrl_c_stops_promptly_and_keeps_work(long_library: Path) -> None:
 
 def test_sigkill_loses_only_files_in_flight(long_library: Path) -> None:
     proc = start_beet(long_library, "musicnn")
-    wait_for_results(long_library, 2, proc)
+    wait_for_results(long_library, 2)
     proc.kill()
     proc.communicate()
     for db in ("musicnn.db", "library.db"):
@@ -299,7 +299,7 @@ def test_crashing_and_hanging_decoders_cost_one_file(
 
 def test_concurrent_commands(long_library: Path) -> None:
     proc = start_beet(long_library, "musicnn")
-    wait_for_results(long_library, 1, proc)
+    wait_for_results(long_library, 1)
     holder = proc.pid
 
     start = time.monotonic()
