@@ -8,6 +8,7 @@ derived fields into the library from the plugin database.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
+from beets.library import Album
 
 from .analyzer import Analyzer, Failure, Idle, Job, Outcome, Result, Unchanged
 from .inference import shared_model
@@ -32,6 +34,9 @@ class Log(Protocol):
     def info(self, msg: str, *args: object) -> None: ...
     def warning(self, msg: str, *args: object) -> None: ...
     def debug(self, msg: str, *args: object) -> None: ...
+
+
+WRITE_BATCH = 200  # library rows written per transaction
 
 
 @dataclass(frozen=True)
@@ -275,14 +280,22 @@ class Runner:
             if not _same(current_albums.get(album, {}), fields):
                 wanted_albums[album] = fields
 
-        with self.lib.transaction():
-            for item in _load(self.lib.items, self.lib.get_item, wanted, len(albums_of)):
-                item.update(wanted[item.id])
-                item.store()
-            for album in _load(self.lib.albums, self.lib.get_album, wanted_albums, len(members)):
-                album.update(wanted_albums[album.id])
-                album.store(inherit=False)
+        items = _load(self.lib.items, self.lib.get_item, wanted, len(albums_of))
+        albums = _load(self.lib.albums, self.lib.get_album, wanted_albums, len(members))
+        self._store_in_batches(items, wanted)
+        self._store_in_batches(albums, wanted_albums)
         return len(wanted)
+
+    def _store_in_batches(self, models: Iterator[M], fields: dict[int, dict[str, object]]) -> None:
+        """Short transactions, so `beet modify` running meanwhile never waits long."""
+        while batch := list(itertools.islice(models, WRITE_BATCH)):
+            with self.lib.transaction():
+                for model in batch:
+                    model.update(fields[model.id])
+                    if isinstance(model, Album):
+                        model.store(inherit=False)  # an album's mood is not its tracks'
+                    else:
+                        model.store()
 
     def moods(self, ids: set[int]) -> dict[int, str]:
         """The ``mood`` field of each analysed item in ``ids``, as the library holds it now."""
