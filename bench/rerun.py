@@ -13,7 +13,6 @@ floor of any `beet` command.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from beets.library import Item, Library
 from beetsplug.musicnn.decode import Fingerprint
 from beetsplug.musicnn.provision import ModelInfo, provide
 from beetsplug.musicnn.store import Store
+from tests.beet import timed_beet
 
 CACHE = Path(__file__).parent / "out" / "models"
 
@@ -56,16 +56,8 @@ def build(root: Path, count: int) -> None:
     )
 
 
-def timed(root: Path, *args: str) -> tuple[float, str]:
-    start = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "beets", *args],
-        env={**os.environ, "BEETSDIR": str(root)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return time.perf_counter() - start, (out.stderr.strip().splitlines() or [""])[-1]
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[-1]
 
 
 def main(count: int = 10_000) -> None:
@@ -74,10 +66,12 @@ def main(count: int = 10_000) -> None:
         start = time.perf_counter()
         build(root, count)
         print(f"built {count} analysed items in {time.perf_counter() - start:.1f} s")
-        floor, _ = timed(root, "version")
-        first, summary = timed(root, "musicnn")
+        floor, _ = timed_beet(root, "version")
+        first, out = timed_beet(root, "musicnn")
+        summary = _last_line(out.stderr)
         print(f"first run (derives all fields): {first:.2f} s   [{summary}]")
-        again, summary = timed(root, "musicnn")
+        again, out = timed_beet(root, "musicnn")
+        summary = _last_line(out.stderr)
         print(f"plain re-run:                   {again:.2f} s   [{summary}]")
         print(f"beet version (floor):           {floor:.2f} s")
 

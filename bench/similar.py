@@ -11,9 +11,7 @@ beside `beet version` as the floor of any beet command.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ from beets.library import Library
 
 from beetsplug.musicnn.similarity import Index, load_index
 from beetsplug.musicnn.store import Store
+from tests.beet import timed_beet
 
 MODEL = "msd-musicnn-benchmark0000"
 
@@ -57,18 +56,6 @@ def _row(i: int, rng: np.random.Generator, centres: np.ndarray) -> tuple[object,
     return (*facts, tags.tobytes(), embedding.tobytes(), 1.0 * i)
 
 
-def timed(root: Path, *args: str) -> tuple[float, int]:
-    start = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "beets", *args],
-        env={**os.environ, "BEETSDIR": str(root)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return time.perf_counter() - start, len(out.stdout.splitlines())
-
-
 def main(count: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -90,9 +77,10 @@ def main(count: int = 100_000) -> None:
               f"nearest 20 after load: {query * 1000:.1f} ms; "
               f"cached load (version check): {cached * 1000:.1f} ms")  # fmt: skip
 
-        floor, _ = timed(root, "version")
-        ls, lines = timed(root, "ls", "similar:title:track 12345")
-        cmd, _ = timed(root, "musicnn-similar", "-n", "20", "title:track 12345")
+        floor, _ = timed_beet(root, "version")
+        ls, out = timed_beet(root, "ls", "similar:title:track 12345")
+        lines = len(out.stdout.splitlines())
+        cmd, _ = timed_beet(root, "musicnn-similar", "-n", "20", "title:track 12345")
         print(f"beet ls 'similar:title:track 12345': {ls:.2f} s ({lines} items); "
               f"beet musicnn-similar: {cmd:.2f} s; beet version: {floor:.2f} s")  # fmt: skip
 

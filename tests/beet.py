@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BEET = [sys.executable, "-m", "beets"]
@@ -27,6 +28,13 @@ def write_config(root: Path, model_dir: Path, musicnn: str = "", **extra: str) -
 def beet(beetsdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BEETSDIR": str(beetsdir)}
     return subprocess.run([*BEET, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def timed_beet(beetsdir: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Wall seconds of a whole `beet` process, and what it printed (for bench/)."""
+    start = time.perf_counter()
+    out = beet(beetsdir, *args)
+    return time.perf_counter() - start, out
 
 
 def start_beet(beetsdir: Path, *args: str) -> subprocess.Popen[str]:

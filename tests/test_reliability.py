@@ -195,14 +195,20 @@ def test_low_memory_lowers_parallelism(
 # Real `beet` processes -----------------------------------------------------
 
 
-@pytest.fixture
-def long_library(tmp_path: Path, model_dir: Path) -> Path:
-    """Six 80 s tracks imported without analysis: a run long enough to interrupt."""
-    root = write_config(tmp_path, model_dir, "auto: no, threads: 1")
-    families = ["pad", "riff", "drums", "pluck"]
+@pytest.fixture(scope="module")
+def long_tracks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("long")
+    families = ["pad", "riff", "drums"]
     for i in range(6):
-        write(Track(families[i % 4], 80, key=i, seed=50 + i), tmp_path / "in" / f"{i}.ogg")
-    assert beet(root, "import", "-q", str(tmp_path / "in")).returncode == 0
+        write(Track(families[i % 3], 60, key=i, seed=50 + i), folder / f"{i}.ogg")
+    return folder
+
+
+@pytest.fixture
+def long_library(tmp_path: Path, model_dir: Path, long_tracks: Path) -> Path:
+    """Six 60 s tracks imported without analysis: a run long enough to interrupt."""
+    root = write_config(tmp_path, model_dir, "auto: no, threads: 1")
+    assert beet(root, "import", "-q", str(long_tracks)).returncode == 0
     return root
 
 
@@ -211,9 +217,7 @@ def stored(root: Path) -> dict[int, float]:
         return dict(db.execute("SELECT item_id, analyzed_at FROM analyses"))
 
 
-def wait_for_results(
-    root: Path, count: int, proc: psutil.Popen | object, limit: float = 120
-) -> None:
+def wait_for_results(root: Path, count: int, limit: float = 120) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if (root / "musicnn.db").exists() and len(stored(root)) >= count:
