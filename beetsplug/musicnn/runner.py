@@ -12,7 +12,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -72,7 +72,6 @@ class Summary:
     kept: int = 0  # files that keep a mood tag the plugin did not set
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
-    failures: list[tuple[bytes, str]] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -236,7 +235,6 @@ class Runner:
                 self.log.warning("{}: {}", os.fsdecode(outcome.path), error)
                 self.store.fail(outcome.key, outcome.path, error)
                 summary.failed += 1
-                summary.failures.append((outcome.path, error))
             bar.advance()
 
         try:
