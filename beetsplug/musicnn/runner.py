@@ -173,15 +173,16 @@ class Runner:
         started = time.monotonic()
         planned, planner = self.plan(items, force, retry_failed)
         summary = Summary(skipped=planner.skipped, failed_before=planner.failed_before)
+        interrupted = False
         try:
             if planned:
                 self.analyse((job for job, _ in planned), summary, len(planned) if progress else 0)
         except KeyboardInterrupt:
-            summary.derived = self.refresh()
-            summary.wall_seconds = time.monotonic() - started
-            raise Interrupted(summary, len(planned)) from None
+            interrupted = True
         summary.derived = self.refresh()
         summary.wall_seconds = time.monotonic() - started
+        if interrupted:
+            raise Interrupted(summary, len(planned))
         return summary
 
     def analyse(self, jobs: Iterable[Job | Idle], summary: Summary, progress: int = 0) -> None:
