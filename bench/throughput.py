@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import essentia.standard as es  # before tensorflow (see inference.import_tensorflow)
 import numpy as np
 
 from beetsplug.musicnn.analyzer import Analyzer, Job, Outcome, Result, default_threads
@@ -47,8 +48,6 @@ def library(count: int, seconds: float) -> list[Path]:
 
 
 def essentia_run(paths: list[Path], graph: Path, hop: int) -> tuple[float, float]:
-    import essentia.standard as es
-
     audio_seconds = 0.0
     start = time.perf_counter()
     for path in paths:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Before anything imports tensorflow: the tests compare with essentia, and
+# essentia must come first in a process (see inference.import_tensorflow).
+import essentia.standard  # noqa: F401
 import pytest
 
 from beetsplug.musicnn.provision import Graph, ModelInfo, provide

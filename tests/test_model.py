@@ -111,15 +111,29 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_order_is_guarded() -> None:
-    """tensorflow then essentia aborts a process; our import keeps essentia usable."""
+    """tensorflow then essentia aborts a process; after ours, it is an ImportError."""
     guarded = _python(
         "from beetsplug.musicnn.inference import import_tensorflow\n"
         "tf = import_tensorflow()\n"
-        "import essentia.standard as es, numpy as np\n"
-        "print('bands', len(es.TensorflowInputMusiCNN()(np.ones(512, np.float32))))"
+        "try:\n"
+        "    import essentia.standard\n"
+        "except ImportError as exc:\n"
+        "    print('refused:', exc)\n"
+        "print('alive', tf.__version__)"
     )
     assert guarded.returncode == 0, guarded.stderr[-500:]
-    assert "bands 96" in guarded.stdout
+    assert "refused: essentia cannot be imported after tensorflow" in guarded.stdout
+    assert "alive" in guarded.stdout
+
+    both = _python(
+        "import essentia.standard as es, numpy as np\n"
+        "from beetsplug.musicnn.inference import import_tensorflow\n"
+        "import_tensorflow()\n"
+        "print('bands', len(es.TensorflowInputMusiCNN()(np.ones(512, np.float32))))"
+    )
+    assert both.returncode == 0, both.stderr[-500:]
+    assert "bands 96" in both.stdout  # essentia first: both work
+
     naive = _python("import tensorflow\nimport essentia.standard")
     assert naive.returncode != 0  # the hazard the guard exists for
 
