@@ -1,10 +1,11 @@
 """The threaded analyzer: audio files in, mean tag activations and embeddings out.
 
-Worker threads each drive one file: an ffmpeg subprocess decodes it, the
-mel features are computed in-process, and the shared model runs on
-batches of patches (releasing the GIL). Outcomes are handed back to the
-caller's thread, so whoever stores them does so from one place. Nothing
-here knows about beets.
+Worker threads each drive one file: an ffmpeg subprocess decodes it and
+the mel features are computed in-process. Their patches go to one model
+thread (``batching.Batcher``), which runs the shared model on batches
+filled from every track in flight (TensorFlow releases the GIL). Outcomes
+are handed back to the caller's thread, so whoever stores them does so
+from one place. Nothing here knows about beets.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import psutil
 
+from .batching import Batcher, Stopped, Tally
 from .decode import DecodeError, Decoding, Fingerprint
 from .features import PATCH_SIZE, SAMPLE_RATE, MelStream, Patcher
 from .inference import Model
 from .provision import ModelError
 
-WORKER_MEMORY = 300 * 2**20  # a worker's peak: decoder, buffers, TF activations
+WORKER_MEMORY = 100 * 2**20  # a worker's peak: decoder, audio chunk, features
 
 
 def default_threads() -> int:
@@ -80,10 +82,6 @@ IDLE = Idle()
 IDLE_POLL = 0.2  # seconds between looks at a source that was idle
 
 
-class _Stopped(Exception):
-    """The run is being interrupted; abandon this file."""
-
-
 class Analyzer:
     """Analyse many files at once with one shared model.
 
@@ -96,7 +94,7 @@ class Analyzer:
         model: Callable[[], Model],
         threads: int = 0,
         patch_hop: int = PATCH_SIZE,
-        batch_size: int = 64,
+        batch_size: int = 16,
         decoder: Sequence[str] = ("ffmpeg",),
         timeout: float = 0,
         min_free_memory: int = 0,
@@ -128,7 +126,10 @@ class Analyzer:
         source = iter(jobs)
         exhausted = False
         in_flight = 2 * self.threads
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="musicnn") as pool:
+        with (
+            Batcher(self._model, self.batch_size) as batcher,
+            ThreadPoolExecutor(self.threads, thread_name_prefix="musicnn") as pool,
+        ):
             try:
                 while True:
                     in_flight = self._fit_memory(in_flight)
@@ -139,7 +140,7 @@ class Analyzer:
                         elif isinstance(job, Idle):
                             break
                         else:
-                            pending.add(pool.submit(self._analyze, job))
+                            pending.add(pool.submit(self._analyze, job, batcher))
                     if not pending:
                         if exhausted:
                             break
@@ -151,6 +152,7 @@ class Analyzer:
                             on_outcome(outcome)
             except BaseException:
                 self._stop.set()
+                batcher.stop()
                 for future in pending:
                     future.cancel()
                 raise
@@ -171,14 +173,15 @@ class Analyzer:
 
     def analyze(self, job: Job) -> Outcome:
         """Analyse one file in the calling thread."""
-        outcome = self._analyze(job)
+        with Batcher(self._model, self.batch_size) as batcher:
+            outcome = self._analyze(job, batcher)
         assert outcome is not None
         return outcome
 
-    def _analyze(self, job: Job) -> Outcome | None:
+    def _analyze(self, job: Job, batcher: Batcher) -> Outcome | None:
         try:
-            return self._decode_and_predict(job)
-        except _Stopped:
+            return self._decode_and_predict(job, batcher)
+        except Stopped:
             return None
         except ModelError:
             raise  # no file's fault: the whole run stops with the message
@@ -189,59 +192,32 @@ class Analyzer:
                 return Failure(job.key, job.path, str(exc))
             return Failure(job.key, job.path, f"{exc.__class__.__name__}: {exc}")
 
-    def _decode_and_predict(self, job: Job) -> Outcome:
+    def _decode_and_predict(self, job: Job, batcher: Batcher) -> Outcome:
         if not os.path.isfile(job.path):
             return Failure(job.key, job.path, "file not found")
         if not os.access(job.path, os.R_OK):
             return Failure(job.key, job.path, "permission denied")
-        mel, patcher, sums = MelStream(), Patcher(self.patch_hop), _Sums()
-        batch: list[np.ndarray] = []
+        mel, patcher, tally = MelStream(), Patcher(self.patch_hop), Tally()
+        held: list[np.ndarray] = []  # a known file's patches, until its audio proves new
         with Decoding(job.path, self.decoder, self.timeout) as decoding:
             check = job.known
             for chunk in decoding.chunks():
                 if self._stop.is_set():
-                    raise _Stopped
+                    raise Stopped
                 if check and decoding.fingerprint_ready:
                     if decoding.fingerprint.matches(check):
                         return Unchanged(job.key, job.path, decoding.fingerprint)
                     check = None
-                batch.extend(patcher.feed(mel.feed(chunk)))
-                while len(batch) >= self.batch_size:
-                    sums.add(*self._model().predict(np.stack(batch[: self.batch_size])))
-                    del batch[: self.batch_size]
+                held.extend(patcher.feed(mel.feed(chunk)))
+                if not check:
+                    batcher.feed(tally, held)
+                    held = []
             fingerprint = decoding.fingerprint
         if check and fingerprint.matches(check):
             return Unchanged(job.key, job.path, fingerprint)
-        batch.extend(patcher.feed(mel.finish()))
-        batch.extend(patcher.finish())
-        if batch:
-            sums.add(*self._model().predict(np.stack(batch)))
+        batcher.feed(tally, [*held, *patcher.feed(mel.finish()), *patcher.finish()])
+        batcher.wait(tally)
         return Result(
-            job.key, job.path, *sums.means(), sums.count, decoding.samples / SAMPLE_RATE,
+            job.key, job.path, *tally.means(), tally.count, decoding.samples / SAMPLE_RATE,
             fingerprint,
         )  # fmt: skip
-
-
-class _Sums:
-    """Running sums of per-patch outputs, so no track keeps all its patches."""
-
-    def __init__(self) -> None:
-        self.tags: np.ndarray | None = None
-        self.embedding: np.ndarray | None = None
-        self.count = 0
-
-    def add(self, tags: np.ndarray, embedding: np.ndarray) -> None:
-        tag_sum, emb_sum = tags.sum(0, dtype=np.float64), embedding.sum(0, dtype=np.float64)
-        if self.tags is None or self.embedding is None:
-            self.tags, self.embedding = tag_sum, emb_sum
-        else:
-            self.tags += tag_sum
-            self.embedding += emb_sum
-        self.count += len(tags)
-
-    def means(self) -> tuple[np.ndarray, np.ndarray]:
-        assert self.tags is not None and self.embedding is not None
-        return (
-            (self.tags / self.count).astype(np.float32),
-            (self.embedding / self.count).astype(np.float32),
-        )

@@ -15,8 +15,10 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
@@ -80,10 +82,7 @@ class Decoding:
             self._stderr.close()
             raise DecodeError(f"cannot start decoder {command[0]!r}: {exc.strerror}") from exc
         self._timed_out = False
-        self._timer = threading.Timer(timeout, self._expire) if timeout > 0 else None
-        if self._timer:
-            self._timer.daemon = True
-            self._timer.start()
+        self._time_left = timeout if timeout > 0 else None
         self._hash = hashlib.sha1()
         self._hashed = 0
         self.samples = 0
@@ -104,8 +103,6 @@ class Decoding:
             os.killpg(self._proc.pid, signal.SIGKILL)
 
     def kill(self) -> None:
-        if self._timer:
-            self._timer.cancel()
         if self._proc.poll() is None:
             self._kill_group()
         self._proc.wait()
@@ -118,12 +115,30 @@ class Decoding:
         stdout = self._proc.stdout
         assert stdout is not None
         size = int(seconds * SAMPLE_RATE) * 4
-        while block := stdout.read(size):
+        while block := self._read(stdout, size):
             audio = np.frombuffer(block[: len(block) // 4 * 4], np.float32)
             self._digest(audio)
             self.samples += len(audio)
             yield audio
         self._check()
+
+    def _read(self, stdout: IO[bytes], size: int) -> bytes:
+        """Read decoded audio; the time limit counts only time spent waiting here.
+
+        Time the worker spends waiting for the model (a long file behind a
+        busy model) is not the decoder's fault, so it does not count.
+        """
+        if self._time_left is None:
+            return stdout.read(size)
+        timer = threading.Timer(self._time_left, self._expire)
+        timer.daemon = True
+        start = time.monotonic()
+        timer.start()
+        try:
+            return stdout.read(size)
+        finally:
+            timer.cancel()
+            self._time_left -= time.monotonic() - start
 
     def _digest(self, audio: np.ndarray) -> None:
         wanted = FINGERPRINT_SECONDS * SAMPLE_RATE - self._hashed
