@@ -1,0 +1,61 @@
+"""What the benchmarks share: the real-length track library and measured child runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.synth import Track, write
+
+OUT = Path(__file__).parent / "out"
+MODELS = OUT / "models"
+FAMILIES = ["pad", "riff", "drums", "pluck"]
+
+
+def tracks(count: int, shortest: float, longest: float) -> list[Path]:
+    """``count`` synthesised tracks, mp3 and ogg in turn, lengths spread over the range.
+
+    Written once under bench/out/tracks and reused by later runs.
+    """
+    paths = []
+    for i in range(count):
+        seconds = shortest + (longest - shortest) * ((i * 7) % count) / max(1, count - 1)
+        fmt = "mp3" if i % 2 == 0 else "ogg"
+        family = FAMILIES[i % len(FAMILIES)]
+        path = OUT / "tracks" / f"{i:02d}-{family}-{seconds:.0f}s.{fmt}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(Track(family, seconds, key=i % 12, tempo=80 + 7 * i, seed=i), path)
+        paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds
+    peak_mb: float  # the child's peak resident set (its own waited children included)
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def measure(args: list[str], env: dict[str, str] | None = None) -> Run:
+    """Run a child process to the end: its wall time and its peak RSS (from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Run(wall, usage.ru_maxrss / 1024, out.read(), err.read(), proc.returncode)
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
