@@ -97,6 +97,23 @@ def test_coexists_with_acousticbrainz(beetsdir: Path, tmp_path: Path) -> None:
     assert "musicnn_happy" in clashed.stderr
 
 
+def test_essentia_backend_tags_alike(beetsdir: Path, tmp_path: Path, model_dir: Path) -> None:
+    """`backend: essentia` (essentia's bundled TensorFlow, never the package) agrees."""
+    root = write_config(tmp_path, model_dir, "auto: no, backend: essentia")
+    assert beet(root, "import", "-q", str(beetsdir / "incoming")).returncode == 0
+    run = beet(root, "musicnn")
+    assert run.returncode == 0, run.stderr[-1000:]
+    assert "analysed 8, up to date 0, failed 0" in run.stderr
+    fields = ("ls", "-f", "$title|$musicnn_genre|$mood")
+    assert beet(root, *fields).stdout == beet(beetsdir, *fields).stdout
+
+    (tmp_path / "config.yaml").write_text(
+        (tmp_path / "config.yaml").read_text().replace("essentia", "onnx")
+    )
+    wrong = beet(root, "musicnn", "-f")
+    assert wrong.returncode != 0 and "backend" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
 def test_damaged_file_sets_exit_status(beetsdir: Path) -> None:
     """A file damaged after import fails alone; the others stay analysed."""
     path = Path(beet(beetsdir, "ls", "-p", "title:Dew").stdout.strip())

@@ -147,3 +147,15 @@ def test_essentia_runs_our_frozen_graph(msd: tuple[ModelInfo, Graph]) -> None:
     predict = es.TensorflowPredictMusiCNN(graphFilename=str(graph.path), output="model/Sigmoid")
     activations = predict(signal)
     assert activations.shape[1] == 50 and np.isfinite(activations).all()
+
+
+def test_essentia_backend_equals_tensorflow(msd: tuple[ModelInfo, Graph]) -> None:
+    """The same graph on essentia's bundled TensorFlow 2.5 and on the tensorflow package."""
+    info, graph = msd
+    patches = np.random.default_rng(2).uniform(0, 3, (6, 187, 96)).astype(np.float32)
+    tags, embeddings = shared_model(graph.path, info).predict(patches)
+    e_tags, e_embeddings = shared_model(graph.path, info, "essentia").predict(patches)
+    assert e_tags.shape == tags.shape and e_embeddings.shape == embeddings.shape
+    assert np.abs(e_tags - tags).max() < 1e-5
+    assert np.abs(e_embeddings - embeddings).max() < 1e-5 * max(np.abs(embeddings).max(), 1)
+    assert tags.std() > 1e-3

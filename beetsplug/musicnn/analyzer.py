@@ -22,7 +22,7 @@ import psutil
 from .batching import Batcher, Stopped, Tally
 from .decode import DecodeError, Decoding, Fingerprint
 from .features import PATCH_SIZE, SAMPLE_RATE, MelStream, Patcher
-from .inference import Model
+from .inference import Predictor
 from .provision import ModelError
 
 WORKER_MEMORY = 100 * 2**20  # a worker's peak: decoder, audio chunk, features
@@ -91,7 +91,7 @@ class Analyzer:
 
     def __init__(
         self,
-        model: Callable[[], Model],
+        model: Callable[[], Predictor],
         threads: int = 0,
         patch_hop: int = PATCH_SIZE,
         batch_size: int = 16,

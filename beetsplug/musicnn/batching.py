@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from .inference import Model
+from .inference import Predictor
 from .provision import ModelError
 
 
@@ -62,7 +62,7 @@ class Batcher:
     patches were in that batch, and serving goes on.
     """
 
-    def __init__(self, model: Callable[[], Model], batch_size: int, backlog: int = 0):
+    def __init__(self, model: Callable[[], Predictor], batch_size: int, backlog: int = 0):
         self._model = model
         self.batch_size = max(1, batch_size)
         self.backlog = backlog or 2 * self.batch_size

@@ -1,8 +1,11 @@
 """One MusiCNN model per process, shared by every analyzer thread.
 
-A TensorFlow session's ``run`` is thread-safe and releases the GIL, so one
-loaded graph serves all workers. ``import_tensorflow`` is the only place
-tensorflow is imported; after it, importing essentia (whose bundled
+Two engines run the same frozen graph. ``Model`` (backend ``tensorflow``,
+the default) uses the tensorflow package: its session releases the GIL
+and runs faster. ``EssentiaModel`` (backend ``essentia``) uses essentia's
+bundled TensorFlow, the path essentia's own ``TensorflowPredictMusiCNN``
+takes: the baseline, and a fallback. ``import_tensorflow`` is the only
+place tensorflow is imported; after it, importing essentia (whose bundled
 TensorFlow aborts the process in that order) raises ImportError instead.
 """
 
@@ -16,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 import numpy as np
 
@@ -23,8 +27,15 @@ from .features import MEL_BANDS, PATCH_SIZE
 from .provision import ModelError, ModelInfo
 
 _lock = threading.Lock()
-_models: dict[tuple[Path, int, int], Model] = {}
+_models: dict[tuple[Path, str, int, int], Predictor] = {}
 loads = 0  # how many graphs this process has loaded; tests read it
+BACKENDS = ("tensorflow", "essentia")
+
+
+class Predictor(Protocol):
+    def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tag activations (n, classes) and embeddings (n, 200) of (n, 187, 96) patches."""
+        ...
 
 
 @contextlib.contextmanager
@@ -106,18 +117,68 @@ class Model:
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tag activations (n, classes) and embeddings (n, 200) of (n, 187, 96) patches."""
-        if patches.shape[1:] != (PATCH_SIZE, MEL_BANDS):
-            raise ValueError(f"patches must be (n, {PATCH_SIZE}, {MEL_BANDS}), not {patches.shape}")
+        _check_shape(patches)
         tags, embeddings = self._session.run(self._outputs, {self._input: patches})
         return tags, embeddings
 
 
+class EssentiaModel:
+    """The same graph run by essentia's bundled TensorFlow 2.5 (``backend: essentia``).
+
+    It holds the GIL while it computes, so feature extraction waits for it,
+    and it cannot share a process with the tensorflow package imported
+    first: that is why it is not the default.
+    """
+
+    def __init__(self, graph: Path, info: ModelInfo):
+        global loads
+        try:
+            with _quiet_native_stderr():
+                import essentia
+                import essentia.standard as es
+        except ImportError as exc:
+            raise ModelError(f"backend essentia is unavailable: {exc}") from exc
+        essentia.log.infoActive = False
+        self._pool = essentia.Pool
+        self._input, self._outputs = info.input, (info.predictions, info.embeddings)
+        try:
+            with _quiet_native_stderr():
+                self._run = es.TensorflowPredict(
+                    graphFilename=str(graph), inputs=[info.input], outputs=list(self._outputs)
+                )
+                self.predict(np.zeros((1, PATCH_SIZE, MEL_BANDS), np.float32))  # its notices
+        except RuntimeError as exc:
+            raise ModelError(f"{graph} is not a usable MusiCNN graph for essentia: {exc}") from exc
+        loads += 1
+
+    def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As ``Model.predict``; essentia wants 4-d tensors, (n, 1, 187, 96)."""
+        _check_shape(patches)
+        pool = self._pool()
+        pool.set(self._input, np.ascontiguousarray(patches[:, None], np.float32))
+        out = self._run(pool)
+        tags, embeddings = (out[name].reshape(len(patches), -1) for name in self._outputs)
+        return tags, embeddings
+
+
+def _check_shape(patches: np.ndarray) -> None:
+    if patches.shape[1:] != (PATCH_SIZE, MEL_BANDS):
+        raise ValueError(f"patches must be (n, {PATCH_SIZE}, {MEL_BANDS}), not {patches.shape}")
+
+
 def shared_model(
-    graph: Path, info: ModelInfo, intra_threads: int = 0, inter_threads: int = 0
-) -> Model:
-    """The process-wide model for ``graph``, loaded on first use."""
-    key = (graph, intra_threads, inter_threads)
+    graph: Path,
+    info: ModelInfo,
+    backend: str = "tensorflow",
+    intra_threads: int = 0,
+    inter_threads: int = 0,
+) -> Predictor:
+    """The process-wide model for ``graph`` on ``backend``, loaded on first use."""
+    key = (graph, backend, intra_threads, inter_threads)
     with _lock:
         if key not in _models:
-            _models[key] = Model(graph, info, intra_threads, inter_threads)
+            if backend == "essentia":
+                _models[key] = EssentiaModel(graph, info)
+            else:
+                _models[key] = Model(graph, info, intra_threads, inter_threads)
         return _models[key]

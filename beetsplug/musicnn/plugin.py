@@ -59,6 +59,7 @@ class MusicnnPlugin(BeetsPlugin):
                 "threads": 0,
                 "patch_hop": 187,
                 "batch_size": 16,
+                "backend": "tensorflow",
                 "timeout": 900,
                 "min_free_memory": 512,
                 "ffmpeg": "ffmpeg",
@@ -277,6 +278,7 @@ class MusicnnPlugin(BeetsPlugin):
             self._store = None
 
     def _runner(self, lib: Library, threads: int | None = None) -> Runner:
+        from .inference import BACKENDS
         from .moods import MoodConfigError, parse_moods
         from .provision import ModelError
         from .runner import Runner, Settings
@@ -291,6 +293,7 @@ class MusicnnPlugin(BeetsPlugin):
                 threads=threads if threads is not None else c["threads"].get(int),
                 patch_hop=c["patch_hop"].get(int),
                 batch_size=c["batch_size"].get(int),
+                backend=c["backend"].as_choice(BACKENDS),
                 timeout=c["timeout"].as_number(),
                 min_free_memory=int(c["min_free_memory"].as_number() * 2**20),
                 ffmpeg=tuple(c["ffmpeg"].as_str_seq()),

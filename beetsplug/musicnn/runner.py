@@ -50,6 +50,7 @@ class Settings:
     threads: int
     patch_hop: int
     batch_size: int
+    backend: str
     timeout: float
     min_free_memory: int
     ffmpeg: tuple[str, ...]
@@ -193,7 +194,7 @@ class Runner:
         s = self.settings
         graph, info = self.graph, self.info
         analyzer = Analyzer(
-            lambda: shared_model(graph.path, info),
+            lambda: shared_model(graph.path, info, s.backend),
             s.threads,
             s.patch_hop,
             s.batch_size,
