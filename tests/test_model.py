@@ -56,6 +56,13 @@ def test_graph_is_cached_verified_and_rebuilt(msd: tuple[ModelInfo, Graph], tmp_
     assert "damaged" in messages[0]
     assert len(rebuilt.path.read_bytes()) == len(data)
 
+    # Built by an older version of the builder: rebuilt, same identity.
+    (cache / "msd-musicnn.json").write_text(json.dumps({**manifest, "builder": 1}))
+    messages.clear()
+    assert provide(info, cache, report=messages.append).model_id == graph.model_id
+    assert "older version" in messages[0]
+    assert json.loads((cache / "msd-musicnn.json").read_text())["builder"] == manifest["builder"]
+
 
 def test_user_graph_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="does not exist"):

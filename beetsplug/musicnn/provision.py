@@ -1,7 +1,7 @@
 """Model provisioning: metadata, and frozen graphs built once and cached.
 
 The weights are the real MusiCNN checkpoints shipped by the ``musicnn``
-package. They are frozen into an essentia-compatible ``.pb`` in a
+package. They are built into an essentia-compatible ``.pb`` (``freeze``) in a
 subprocess (tensorflow must never be imported before essentia in the
 analyzer's process), then verified by checksum on every load.
 """
@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from .freeze import BUILDER
 
 MODELS = ("msd", "mtt")
 INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
@@ -108,9 +110,12 @@ def provide(
     manifest = cache_dir / f"{info.name}.json"
     try:
         meta = json.loads(manifest.read_text())
-        if out.is_file() and sha256(out) == meta["sha256"]:
+        if meta.get("builder") != BUILDER:
+            report(f"cached model {out} was built by an older version, rebuilding it")
+        elif out.is_file() and sha256(out) == meta["sha256"]:
             return Graph(out, meta["model_id"])
-        report(f"cached model {out} is damaged, rebuilding it")
+        else:
+            report(f"cached model {out} is damaged, rebuilding it")
     except (OSError, ValueError, KeyError):
         pass
     return _build(info, out, manifest, report)
@@ -133,6 +138,7 @@ def _build(info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], N
     # The weights' identity comes from the checkpoint, not the frozen bytes,
     # so a rebuild never makes the library look analysed by another model.
     meta = {
+        "builder": BUILDER,
         "sha256": sha256(out),
         "model_id": f"{info.name}-{sha256(source / '.data-00000-of-00001')[:12]}",
         "source": str(source),
