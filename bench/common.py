@@ -38,23 +38,41 @@ def tracks(count: int, shortest: float, longest: float) -> list[Path]:
 @dataclass(frozen=True)
 class Run:
     wall: float  # seconds
-    peak_mb: float  # the child's peak resident set (its own waited children included)
+    peak_mb: float  # the child's own peak resident set (VmHWM), decoders not included
     stdout: str
     stderr: str
     returncode: int
 
 
 def measure(args: list[str], env: dict[str, str] | None = None) -> Run:
-    """Run a child process to the end: its wall time and its peak RSS (from wait4)."""
+    """Run a child process to the end: its wall time and its peak RSS.
+
+    The peak is the kernel's high-water mark of the child's own memory,
+    polled until it exits. (wait4's ru_maxrss would also count this parent's
+    memory, copied into the child when it forks.)
+    """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(args, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _high_water_kb(proc.pid))
+            time.sleep(0.05)
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(wall, usage.ru_maxrss / 1024, out.read(), err.read(), proc.returncode)
+        return Run(wall, peak / 1024, out.read(), err.read(), proc.returncode)
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:  # it has just exited
+        pass
+    return 0
 
 
 def python(*args: str) -> list[str]:

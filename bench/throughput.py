@@ -4,8 +4,10 @@ Run: .venv/bin/python -m bench.throughput [TRACKS] [SHORTEST] [LONGEST]
 (default 20 tracks of 180 to 360 s, mp3 and ogg, written once under
 bench/out/tracks). Every path runs in its own process, on the same files,
 so each gets its own peak RSS:
-  (a) essentia MonoLoader + TensorflowPredictMusiCNN per file, defaults (hop 93)
+  (a) essentia MonoLoader + TensorflowPredictMusiCNN per file, defaults (hop 93),
+      on the checkpoint frozen as it is (essentia's model-zoo graph)
   (b) the same with hop 187
+  (b') (b) on our rewritten graph: how much of the gain is the graph alone
   (c) the model alone on ready mel patches, at the best batch size and
       TensorFlow thread settings of a sweep (printed)
   (f) CPU seconds of decoding (ffmpeg, included) plus features per second of audio
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +36,7 @@ from tests.beet import BEET
 PARTS = {
     "a": "essentia per file, hop 93",
     "b": "essentia per file, hop 187",
+    "b'": "(b) on our graph",
     "c": "model alone, best settings",
     "f": "decode + features (CPU)",
     "d": "our analyzer",
@@ -46,15 +50,25 @@ def _graph() -> Path:
     return provide(ModelInfo.load("msd"), MODELS).path
 
 
-def part_essentia(paths: list[Path], hop: int) -> dict[str, float]:
+def _zoo_graph() -> Path:
+    """The checkpoint frozen as it is (bench.zoo_graph), made once."""
+    from beetsplug.musicnn.provision import ModelInfo, checkpoint_dir
+
+    out = MODELS / "msd-musicnn-zoo.pb"
+    if not out.exists():
+        source = checkpoint_dir(ModelInfo.load("msd"))
+        subprocess.run(python("-m", "bench.zoo_graph", str(source), str(out)), check=True)
+    return out
+
+
+def part_essentia(paths: list[Path], hop: int, graph: Path) -> dict[str, float]:
     import essentia.standard as es
 
-    graph = str(_graph())
     audio_seconds = 0.0
     start = time.perf_counter()
     for path in paths:
         audio = es.MonoLoader(filename=str(path), sampleRate=16000)()
-        es.TensorflowPredictMusiCNN(graphFilename=graph, patchHopSize=hop)(audio)
+        es.TensorflowPredictMusiCNN(graphFilename=str(graph), patchHopSize=hop)(audio)
         audio_seconds += len(audio) / 16000
     return {"audio": audio_seconds, "wall": time.perf_counter() - start}
 
@@ -81,11 +95,11 @@ def _patches(paths: list[Path]) -> tuple[float, float, list]:
 
 
 def part_frontend(paths: list[Path]) -> dict[str, float]:
-    audio, cpu, _patches_ = _patches(paths)
+    audio, cpu, _ = _patches(paths)
     return {"audio": audio, "cpu": cpu}
 
 
-def _rate(model, patches: list, batch: int) -> float:  # noqa: ANN001
+def _rate(model, patches: list, batch: int) -> float:
     """Patches per second over ``patches``, after one warm-up call."""
     import numpy as np
 
@@ -166,21 +180,22 @@ def part_beet(paths: list[Path], audio: float) -> dict[str, float]:
 
 def _child(part: str, listing: Path) -> dict[str, float]:
     paths = [Path(line) for line in listing.read_text().splitlines()]
-    if part in ("a", "b"):
-        return part_essentia(paths, 93 if part == "a" else 187)
+    if part in ("a", "b", "b'"):
+        graph = _zoo_graph() if part != "b'" else _graph()
+        return part_essentia(paths, 93 if part == "a" else 187, graph)
     return {"c": part_model, "f": part_frontend, "d": part_analyzer}[part](paths)
 
 
 def main(count: int = 20, shortest: float = 180, longest: float = 360) -> None:
     paths = tracks(count, shortest, longest)
-    _graph()  # frozen once, before any timing
+    _graph(), _zoo_graph()  # built once, before any timing
     print(f"{len(paths)} tracks of {shortest:.0f} to {longest:.0f} s (mp3, ogg); "
           f"{os.cpu_count()} cores")  # fmt: skip
     figures: dict[str, float] = {}
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
         listing.write("\n".join(str(p) for p in paths))
         listing.flush()
-        for part in ("a", "b", "c", "f", "d", "e"):
+        for part in ("a", "b", "b'", "c", "f", "d", "e"):
             if part == "e":
                 result, peak = part_beet(paths, figures["audio"]), None
             else:
@@ -194,20 +209,21 @@ def main(count: int = 20, shortest: float = 180, longest: float = 360) -> None:
             peak = peak or result["peak_mb"]
             if part == "f":
                 figures["f"] = result["cpu"] / result["audio"]
-                print(f"(f) {PARTS[part]:29} {figures['f'] * 1000:7.2f} ms CPU per s of audio"
+                print(f"(f) {PARTS[part]:29}{figures['f'] * 1000:8.2f} ms CPU per s of audio"
                       f"   peak {peak:5.0f} MB")  # fmt: skip
                 continue
             figures[part] = result["audio"] / result["wall"]
             extra = f"   [{result['best']}]" if "best" in result else ""
             extra += f"   [{result['threads']} threads]" if "threads" in result else ""
-            print(f"({part}) {PARTS[part]:29} {figures[part]:7.1f} s of audio/s"
+            print(f"({part}) {PARTS[part]:29}{figures[part]:8.1f} s of audio/s"
                   f"   peak {peak:5.0f} MB{extra}", flush=True)  # fmt: skip
-    a, b, c, d, e, f = (figures[k] for k in "abcdef")
+    a, b, b_ours, c, d, e, f = (figures[k] for k in ("a", "b", "b'", "c", "d", "e", "f"))
     cores = os.cpu_count() or 1
     limit = 1 / (1 / c + f / cores)
     print(f"{figures['audio']:.0f} s of audio; limit L = 1/(1/c + f/{cores}) = {limit:.1f} s/s")
     print(f"e/L = {e / limit:.2f}  e/b = {e / b:.2f}  d/L = {d / limit:.2f}  d/b = {d / b:.2f}  "
-          f"c/b = {c / b:.2f}  e/a = {e / a:.2f}  f*c = {f * c:.2f}")  # fmt: skip
+          f"c/b = {c / b:.2f}  e/a = {e / a:.2f}  b'/b = {b_ours / b:.2f}  "
+          f"f*c = {f * c:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
