@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import beetsplug.musicnn  # noqa: F401  before numpy: it sets numpy's BLAS threads
 from bench.common import MODELS, measure, python, tracks
 from tests.beet import BEET
 

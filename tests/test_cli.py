@@ -30,6 +30,16 @@ def test_enabling_the_plugin_imports_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_numpy_gets_one_blas_thread_unless_the_user_chose() -> None:
+    """OpenBLAS threads spinning on the small mel products took CPU from the model."""
+    code = "import os\nimport beetsplug.musicnn\nprint(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    run = [sys.executable, "-c", code]
+    assert subprocess.run(run, capture_output=True, text=True, env=env).stdout.strip() == "1"
+    env["OPENBLAS_NUM_THREADS"] = "3"
+    assert subprocess.run(run, capture_output=True, text=True, env=env).stdout.strip() == "3"
+
+
 def test_import_then_query(beetsdir: Path) -> None:
     """Import with auto analysis, then the queries the README promises."""
     imported = beet(beetsdir, "import", "-q", str(beetsdir / "incoming"))
@@ -108,7 +118,7 @@ def test_essentia_backend_tags_alike(beetsdir: Path, tmp_path: Path, model_dir: 
     assert beet(root, *fields).stdout == beet(beetsdir, *fields).stdout
 
     (tmp_path / "config.yaml").write_text(
-        (tmp_path / "config.yaml").read_text().replace("essentia", "onnx")
+        (tmp_path / "config.yaml").read_text().replace("backend: essentia", "backend: onnx")
     )
     wrong = beet(root, "musicnn", "-f")
     assert wrong.returncode != 0 and "backend" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -94,7 +94,7 @@ class Analyzer:
         model: Callable[[], Predictor],
         threads: int = 0,
         patch_hop: int = PATCH_SIZE,
-        batch_size: int = 2,
+        batch_size: int = 1,
         decoder: Sequence[str] = ("ffmpeg",),
         timeout: float = 0,
         min_free_memory: int = 0,

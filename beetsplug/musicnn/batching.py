@@ -65,7 +65,7 @@ class Batcher:
     def __init__(self, model: Callable[[], Predictor], batch_size: int, backlog: int = 0):
         self._model = model
         self.batch_size = max(1, batch_size)
-        self.backlog = backlog or 2 * self.batch_size
+        self.backlog = backlog or max(8, 2 * self.batch_size)
         self._queue: deque[tuple[Tally, np.ndarray]] = deque()
         self._cond = threading.Condition()
         self._fatal: ModelError | None = None

@@ -58,7 +58,7 @@ class MusicnnPlugin(BeetsPlugin):
                 "database": "",
                 "threads": 0,
                 "patch_hop": 187,
-                "batch_size": 2,
+                "batch_size": 1,
                 "backend": "tensorflow",
                 "timeout": 900,
                 "min_free_memory": 512,
