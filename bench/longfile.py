@@ -41,7 +41,7 @@ def looped(source: Path, hours: float) -> Path:
 
 
 def main(hours: float = 3) -> None:
-    source = tracks(20, 180, 360)[1]
+    source = tracks(20, 180, 360)[2]  # an mp3: ffmpeg loops it cleanly without re-encoding
     for path in (source, looped(source, hours)):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)

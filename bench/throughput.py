@@ -153,14 +153,18 @@ def part_analyzer(paths: list[Path]) -> dict[str, float]:
 
 
 def beets_library(root: Path, paths: list[Path], musicnn: str = "auto: no") -> Path:
-    """A beets config dir at ``root`` whose library will hold ``paths`` in place."""
+    """A beets config dir at ``root`` whose library will hold ``paths`` in place.
+
+    Nothing is written into the files (``write: no``): they are the cached
+    bench tracks.
+    """
     music = root / "music"
     music.mkdir(parents=True)
     for path in paths:
         (music / path.name).symlink_to(path.resolve())
     (root / "config.yaml").write_text(
         f"directory: {root / 'lib'}\nlibrary: {root / 'library.db'}\nplugins: musicnn\n"
-        "import: {copy: no, autotag: no}\n"
+        "import: {copy: no, autotag: no, write: no, duplicate_action: keep}\n"
         f"musicnn: {{model_dir: {MODELS}, {musicnn}}}\n"
     )
     return music
