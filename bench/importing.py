@@ -56,7 +56,8 @@ def main(count: int = 20, shortest: float = 180, longest: float = 360) -> None:
               f"auto no {imported.wall:5.1f} s + musicnn {analysed.wall:6.1f} s "
               f"(peak {analysed.peak_mb:4.0f} MB) = {after:6.1f} s   "
               f"ratio {together.wall / after:.2f}", flush=True)  # fmt: skip
-        said = [ln for ln in together.stderr.splitlines() if ln.startswith("musicnn:")]
+        output = (together.stdout + together.stderr).splitlines()
+        said = [ln for ln in output if ln.startswith("musicnn:")]
         print(f"    {said[-1] if said else 'no summary'}")
 
 
