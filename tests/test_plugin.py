@@ -151,6 +151,14 @@ class TestMusicnnCommand(PluginTestHelper):
         after = self.analysed_at()
         assert set(after) == set(before) and all(after[k] > before[k] for k in before)
 
+    def test_model_settings_reach_the_model(self) -> None:
+        from beetsplug.musicnn import inference
+
+        config["musicnn"]["model_threads"] = 1
+        self.run_command("musicnn", "title:tone")
+        assert self.fresh("tone")["musicnn_genre"]
+        assert any(key[1:] == ("tensorflow", 1, 0) for key in inference._models)
+
     def test_bad_file_fails_the_file_not_the_run(self) -> None:
         bad = self.lib_path / "broken.mp3"
         bad.write_bytes(b"ID3" + os.urandom(5000))

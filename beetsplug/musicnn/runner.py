@@ -51,6 +51,7 @@ class Settings:
     patch_hop: int
     batch_size: int
     backend: str
+    model_threads: int  # TensorFlow intra-op threads; 0: its default, one per core
     timeout: float
     min_free_memory: int
     ffmpeg: tuple[str, ...]
@@ -194,7 +195,7 @@ class Runner:
         s = self.settings
         graph, info = self.graph, self.info
         analyzer = Analyzer(
-            lambda: shared_model(graph.path, info, s.backend),
+            lambda: shared_model(graph.path, info, s.backend, s.model_threads),
             s.threads,
             s.patch_hop,
             s.batch_size,
