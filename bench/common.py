@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,17 @@ def tracks(count: int, shortest: float, longest: float) -> list[Path]:
             write(Track(family, seconds, key=i % 12, tempo=80 + 7 * i, seed=i), path)
         paths.append(path)
     return paths
+
+
+@contextlib.contextmanager
+def built(build: Callable[[Path, int], None], count: int) -> Iterator[Path]:
+    """A temporary folder in which ``build(folder, count)`` made a library; says how long."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        build(root, count)
+        print(f"built {count} analysed items in {time.perf_counter() - start:.1f} s")
+        yield root
 
 
 @dataclass(frozen=True)

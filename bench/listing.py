@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
-from bench.common import measure
+from bench.common import built, measure
 from bench.rerun import build
 from tests.beet import BEET
 
@@ -31,9 +29,7 @@ def _median_wall(env: dict[str, str], *args: str, repeats: int) -> float:
 
 
 def main(count: int = 10_000, repeats: int = 5) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        build(root, count)
+    with built(build, count) as root:
         env = {"BEETSDIR": str(root)}
         cases = [("ls",), ("ls", "-f", "$title $mood $musicnn_happy"), ("ls", "artist:artist 1")]
         before = {case: _median_wall(env, *case, repeats=repeats) for case in cases}

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from beets.library import Item, Library
 from beetsplug.musicnn.decode import Fingerprint
 from beetsplug.musicnn.provision import ModelInfo, provide
 from beetsplug.musicnn.store import Store
+from bench.common import built
 from tests.beet import timed_beet
 
 CACHE = Path(__file__).parent / "out" / "models"
@@ -61,11 +60,7 @@ def _last_line(text: str) -> str:
 
 
 def main(count: int = 10_000) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        start = time.perf_counter()
-        build(root, count)
-        print(f"built {count} analysed items in {time.perf_counter() - start:.1f} s")
+    with built(build, count) as root:
         floor, _ = timed_beet(root, "version")
         first, out = timed_beet(root, "musicnn")
         summary = _last_line(out.stderr)

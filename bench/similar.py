@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from beets.library import Library
 
 from beetsplug.musicnn.similarity import Index, load_index
 from beetsplug.musicnn.store import Store
+from bench.common import built
 from tests.beet import timed_beet
 
 MODEL = "msd-musicnn-benchmark0000"
@@ -57,12 +57,7 @@ def _row(i: int, rng: np.random.Generator, centres: np.ndarray) -> tuple[object,
 
 
 def main(count: int = 100_000) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        start = time.perf_counter()
-        build(root, count)
-        print(f"built {count} analysed items in {time.perf_counter() - start:.1f} s")
-
+    with built(build, count) as root:
         store = Store(root / "musicnn.db")
         start = time.perf_counter()
         index = load_index(store, MODEL)
