@@ -44,7 +44,7 @@ def built(build: Callable[[Path, int], None], count: int) -> Iterator[Path]:
         root = Path(tmp)
         start = time.perf_counter()
         build(root, count)
-        print(f"built {count} analysed items in {time.perf_counter() - start:.1f} s")
+        print(f"built {count} analyzed items in {time.perf_counter() - start:.1f} s")
         yield root
 
 

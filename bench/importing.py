@@ -1,4 +1,4 @@
-"""Import with analysis (`auto: yes`) against importing first and analysing after.
+"""Import with analysis (`auto: yes`) against importing first and analyzing after.
 
 Run: .venv/bin/python -m bench.importing [TRACKS] [SHORTEST] [LONGEST]
 (default: the 20 tracks of bench.throughput, 180 to 360 s). For 20
@@ -50,11 +50,11 @@ def main(count: int = 20, shortest: float = 180, longest: float = 360) -> None:
             together = _checked(measure([*BEET, "import", "-q", *flags, str(source)], env))
             env, source = library(Path(no_dir), paths, auto=False)
             imported = _checked(measure([*BEET, "import", "-q", *flags, str(source)], env))
-            analysed = _checked(measure([*BEET, "musicnn"], env))
-        after = imported.wall + analysed.wall
+            analyzed = _checked(measure([*BEET, "musicnn"], env))
+        after = imported.wall + analyzed.wall
         print(f"{label}: auto yes {together.wall:6.1f} s (peak {together.peak_mb:4.0f} MB)   "
-              f"auto no {imported.wall:5.1f} s + musicnn {analysed.wall:6.1f} s "
-              f"(peak {analysed.peak_mb:4.0f} MB) = {after:6.1f} s   "
+              f"auto no {imported.wall:5.1f} s + musicnn {analyzed.wall:6.1f} s "
+              f"(peak {analyzed.peak_mb:4.0f} MB) = {after:6.1f} s   "
               f"ratio {together.wall / after:.2f}", flush=True)  # fmt: skip
         output = (together.stdout + together.stderr).splitlines()
         said = [ln for ln in output if ln.startswith("musicnn:")]

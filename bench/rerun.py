@@ -1,4 +1,4 @@
-"""A plain re-run of `beet musicnn` over a 10,000-item library already analysed.
+"""A plain re-run of `beet musicnn` over a 10,000-item library already analyzed.
 
 Run: .venv/bin/python -m bench.rerun [ITEMS]
 

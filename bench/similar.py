@@ -1,4 +1,4 @@
-"""Similarity at library scale: a synthetic library of 100,000 analysed items.
+"""Similarity at library scale: a synthetic library of 100,000 analyzed items.
 
 Run: .venv/bin/python -m bench.similar [ITEMS]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (if needed), make a small demo library from synthesised audio,
-# import it with beets (musicnn analyses it on import), and query it.
+# import it with beets (musicnn analyzes it on import), and query it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,9 +22,9 @@ BEET=".venv/bin/beet"
 
 echo "== making 8 tracks of synthesised music in $DEMO/incoming"
 .venv/bin/python -m tests.synth "$DEMO/incoming" >/dev/null
-echo "== beet import (musicnn analyses each album as it is imported)"
+echo "== beet import (musicnn analyzes each album as it is imported)"
 $BEET import -q "$DEMO/incoming"
-echo "== beet musicnn (nothing left to analyse: a quick check)"
+echo "== beet musicnn (nothing left to analyze: a quick check)"
 $BEET musicnn
 echo "== beet ls -f '\$artist - \$title: mood=[\$mood] genre=\$musicnn_genre happy=\$musicnn_happy party=\$musicnn_party tags=[\$musicnn_tags]'"
 $BEET ls -f '$artist - $title: mood=[$mood] genre=$musicnn_genre happy=$musicnn_happy party=$musicnn_party tags=[$musicnn_tags]'

@@ -107,7 +107,7 @@ def test_bad_files_fail_cleanly(analyzer: Analyzer, audio: dict[str, Path], tmp_
     assert outcomes[0] == Failure(0, os.fsencode(paths[0]), "file not found")
     for key in (1, 2):
         assert isinstance(outcomes[key], Failure) and outcomes[key].error
-    assert isinstance(outcomes[3], Result)  # the good file still got analysed
+    assert isinstance(outcomes[3], Result)  # the good file still got analyzed
 
 
 def test_known_audio_is_recognised_without_the_model(
@@ -129,4 +129,4 @@ def test_known_audio_is_recognised_without_the_model(
     other = Analyzer(lambda: shared_model(graph.path, info), threads=1).analyze(
         Job(0, os.fsencode(audio["riff"]), result.fingerprint)
     )
-    assert isinstance(other, Result)  # different audio: analysed
+    assert isinstance(other, Result)  # different audio: analyzed

@@ -68,7 +68,7 @@ def test_rerun_is_quiet_and_fast(beetsdir: Path) -> None:
     beet(beetsdir, "musicnn")  # first run after import: fingerprints of the copies
     again = beet(beetsdir, "-v", "musicnn")
     assert again.returncode == 0
-    assert "analysed 0, up to date 8, failed 0" in again.stderr
+    assert "analyzed 0, up to date 8, failed 0" in again.stderr
 
 
 def test_coexists_with_acousticbrainz(beetsdir: Path, tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_essentia_backend_tags_alike(beetsdir: Path, tmp_path: Path, model_dir: 
     assert beet(root, "import", "-q", str(beetsdir / "incoming")).returncode == 0
     run = beet(root, "musicnn")
     assert run.returncode == 0, run.stderr[-1000:]
-    assert "analysed 8, up to date 0, failed 0" in run.stderr
+    assert "analyzed 8, up to date 0, failed 0" in run.stderr
     fields = ("ls", "-f", "$title|$musicnn_genre|$mood")
     assert beet(root, *fields).stdout == beet(beetsdir, *fields).stdout
 
@@ -125,13 +125,13 @@ def test_essentia_backend_tags_alike(beetsdir: Path, tmp_path: Path, model_dir: 
 
 
 def test_damaged_file_sets_exit_status(beetsdir: Path) -> None:
-    """A file damaged after import fails alone; the others stay analysed."""
+    """A file damaged after import fails alone; the others stay analyzed."""
     path = Path(beet(beetsdir, "ls", "-p", "title:Dew").stdout.strip())
     path.write_bytes(os.urandom(path.stat().st_size))
     run = beet(beetsdir, "musicnn")
     assert run.returncode != 0
-    assert "Dew" in run.stderr and "1 file(s) could not be analysed" in run.stderr
+    assert "Dew" in run.stderr and "1 file(s) could not be analyzed" in run.stderr
     assert "Traceback" not in run.stderr
-    assert "analysed 0, up to date 7, failed 1" in run.stderr
+    assert "analyzed 0, up to date 7, failed 1" in run.stderr
     still = beet(beetsdir, "ls", "-f", "$musicnn_genre", "^title:Dew").stdout.split()
     assert len(still) == 7 and all(still)

@@ -53,7 +53,7 @@ class Base(PluginTestHelper):
     def store(self) -> Store:
         return Store(Path(os.fsdecode(self.lib.path)).with_name("musicnn.db"))
 
-    def analysed_at(self) -> dict[int, float]:
+    def analyzed_at(self) -> dict[int, float]:
         stamps = self.store().stamps()
         model = next(iter(stamps.values())).model
         return {a.item_id: a.analyzed_at for a in self.store().analyses(model)}
@@ -73,7 +73,7 @@ class TestImport(Base):
         assert len(items) == len(TRACKS)
         stamps = self.store().stamps()
         for item in items:
-            # analysed by the time `beet import` returned, with the facts of
+            # analyzed by the time `beet import` returned, with the facts of
             # the file where it now lives: the next run will not even open it
             assert item["musicnn_genre"] and 0 <= item["musicnn_happy"] <= 1
             st = os.stat(item.path)
@@ -88,9 +88,9 @@ class TestImport(Base):
         else:
             assert albums[0]["musicnn_genre"] and "musicnn_happy" in albums[0]
 
-        before = self.analysed_at()
+        before = self.analyzed_at()
         self.run_command("musicnn")
-        assert self.analysed_at() == before
+        assert self.analyzed_at() == before
 
     def test_analysis_failure_never_fails_the_import(self) -> None:
         config["musicnn"]["ffmpeg"] = "false"  # a decoder that always fails
@@ -118,7 +118,7 @@ class TestLibrary(Base):
         items = list(album.items())
         assert all(i["musicnn_genre"] for i in items)
         single = self.lib.get_item(self.single.id)
-        assert "musicnn_genre" not in single  # not in the album: not analysed
+        assert "musicnn_genre" not in single  # not in the album: not analyzed
         mean = sum(i["musicnn_happy"] for i in items) / len(items)
         assert album["musicnn_happy"] == pytest.approx(mean, abs=1e-3)
         low = album["musicnn_happy"] - 0.01
@@ -131,7 +131,7 @@ class TestLibrary(Base):
         assert "sad" in self.lib.albums().get()["mood"]
         assert len(self.lib.albums("mood:sad")) == 1
 
-        # Re-analysing an item moves its album's fields along.
+        # Re-analyzing an item moves its album's fields along.
         self.run_command("musicnn")  # the single joins: ranks change
         assert self.lib.albums().get()["musicnn_happy"] == pytest.approx(
             sum(self.lib.get_item(i.id)["musicnn_happy"] for i in items) / len(items), abs=1e-3
@@ -140,7 +140,7 @@ class TestLibrary(Base):
     def test_write_puts_mood_in_the_file_and_update_keeps_it(self) -> None:
         config["musicnn"]["moods"]["party"]["threshold"] = 0.0  # everyone parties
         self.run_command("musicnn", "-w")
-        before = self.analysed_at()
+        before = self.analyzed_at()
         for item in self.lib.items():
             assert "party" in item["mood"]
             assert MediaFile(item.path).mood == item["mood"]
@@ -148,7 +148,7 @@ class TestLibrary(Base):
         for item in self.lib.items():
             assert "party" in item["mood"]
         self.run_command("musicnn")
-        assert self.analysed_at() == before  # our own writes cause no re-analysis
+        assert self.analyzed_at() == before  # our own writes cause no re-analysis
         assert self.store().stamps()[self.single.id].mtime == os.stat(self.single.path).st_mtime
 
     def test_user_mood_survives_unless_forced(self) -> None:
@@ -170,7 +170,7 @@ class TestLibrary(Base):
 
     def test_remap_rederives_without_decoding(self) -> None:
         self.run_command("musicnn")
-        before = self.analysed_at()
+        before = self.analyzed_at()
         scores = sorted(i["musicnn_relaxed"] for i in self.lib.items())
         cut = scores[len(scores) // 2]
         config["musicnn"]["moods"]["relaxed"]["threshold"] = cut
@@ -179,7 +179,7 @@ class TestLibrary(Base):
         relaxed = {i.id for i in self.lib.items("mood:relaxed")}
         assert relaxed == {i.id for i in self.lib.items() if i["musicnn_relaxed"] >= cut}
         assert 0 < len(relaxed) < len(self.lib.items())
-        assert self.analysed_at() == before
+        assert self.analyzed_at() == before
 
     def test_rm_forgets_the_analysis(self) -> None:
         self.run_command("musicnn", "-W")

@@ -41,7 +41,7 @@ class TestMusicnnCommand(PluginTestHelper):
     def store(self) -> Store:
         return Store(Path(config.config_dir()) / "musicnn.db")
 
-    def analysed_at(self) -> dict[int, float]:
+    def analyzed_at(self) -> dict[int, float]:
         return {a.item_id: a.analyzed_at for a in self.store().analyses(self.model_id())}
 
     def model_id(self) -> str:
@@ -94,19 +94,19 @@ class TestMusicnnCommand(PluginTestHelper):
 
     def test_rerun_skips_and_rederives(self) -> None:
         self.run_command("musicnn")
-        before = self.analysed_at()
+        before = self.analyzed_at()
         item = self.fresh("pad")
         genre = item["musicnn_genre"]
         del item["musicnn_genre"]
         del item["mood"]
         item.store()
         self.run_command("musicnn")
-        assert self.analysed_at() == before  # nothing analysed again
+        assert self.analyzed_at() == before  # nothing analyzed again
         assert self.fresh("pad")["musicnn_genre"] == genre  # re-derived from the database
 
-    def test_retag_and_move_do_not_reanalyse(self) -> None:
+    def test_retag_and_move_do_not_reanalyze(self) -> None:
         self.run_command("musicnn")
-        before = self.analysed_at()
+        before = self.analyzed_at()
         item = self.fresh("riff")
         item.title = "a much longer title than before, so the tag block changes size"
         item.write()
@@ -118,18 +118,18 @@ class TestMusicnnCommand(PluginTestHelper):
         other.path = os.fsencode(moved)
         other.store()
         self.run_command("musicnn")
-        assert self.analysed_at() == before
+        assert self.analyzed_at() == before
         stamps = self.store().stamps()
         assert stamps[item.id].size == os.path.getsize(item.path)  # new facts remembered
 
-    def test_changed_audio_is_reanalysed(self) -> None:
+    def test_changed_audio_is_reanalyzed(self) -> None:
         self.run_command("musicnn")
-        before = self.analysed_at()
+        before = self.analyzed_at()
         old = {a.item_id: a.tags for a in self.store().analyses(self.model_id())}
         item = self.fresh("pluck")
         write(Track("riff", 12, key=5, tempo=140, seed=21), Path(os.fsdecode(item.path)))
         self.run_command("musicnn")
-        after = self.analysed_at()
+        after = self.analyzed_at()
         assert after[item.id] > before[item.id]
         assert {k for k in before if after[k] != before[k]} == {item.id}
         new = {a.item_id: a.tags for a in self.store().analyses(self.model_id())}
@@ -138,17 +138,17 @@ class TestMusicnnCommand(PluginTestHelper):
     def test_pretend_lists_and_analyses_nothing(self, capsys: pytest.CaptureFixture[str]) -> None:
         self.run_command("musicnn", "-p", "title:pad")
         out = capsys.readouterr().out
-        assert "pad" in out and "1 to analyse" in out
+        assert "pad" in out and "1 to analyze" in out
         assert not self.store().stamps()
         self.run_command("musicnn", "title:pad")
         self.run_command("musicnn", "-p")
-        assert f"{len(FAMILIES) - 1} to analyse, 1 up to date" in capsys.readouterr().out
+        assert f"{len(FAMILIES) - 1} to analyze, 1 up to date" in capsys.readouterr().out
 
     def test_force_reanalyses(self) -> None:
         self.run_command("musicnn", "title:tone")
-        before = self.analysed_at()
+        before = self.analyzed_at()
         self.run_command("musicnn", "-f", "-t", "1", "title:tone")
-        after = self.analysed_at()
+        after = self.analyzed_at()
         assert set(after) == set(before) and all(after[k] > before[k] for k in before)
 
     def test_model_settings_reach_the_model(self) -> None:
@@ -166,7 +166,7 @@ class TestMusicnnCommand(PluginTestHelper):
         self.lib.add(item)
         with pytest.raises(UserError, match="1 file"):
             self.run_command("musicnn")
-        analysed = self.analysed_at()
-        assert set(analysed) == {i.id for i in self.items.values()}
+        analyzed = self.analyzed_at()
+        assert set(analyzed) == {i.id for i in self.items.values()}
         assert item.id in self.store().failures()
         assert self.fresh("pad")["musicnn_genre"]

@@ -44,7 +44,7 @@ def good_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def reference(good_files: dict[str, Path], msd: tuple[ModelInfo, Graph]) -> dict[str, np.ndarray]:
-    """Each good file analysed alone: what the stored tags must equal."""
+    """Each good file analyzed alone: what the stored tags must equal."""
     info, graph = msd
     analyzer = Analyzer(lambda: shared_model(graph.path, info), threads=1)
     out = {}
@@ -252,7 +252,7 @@ def test_ctrl_c_stops_promptly_and_keeps_work(long_library: Path) -> None:
 
     again = beet(long_library, "musicnn")
     assert again.returncode == 0, again.stderr[-500:]
-    assert f"analysed {6 - len(kept)}," in again.stderr
+    assert f"analyzed {6 - len(kept)}," in again.stderr
     after = stored(long_library)
     assert len(after) == 6 and all(after[k] == v for k, v in kept.items())
 
@@ -270,7 +270,7 @@ def test_sigkill_loses_only_files_in_flight(long_library: Path) -> None:
 
     again = beet(long_library, "musicnn")
     assert again.returncode == 0, again.stderr[-500:]
-    assert f"analysed {6 - len(kept)}," in again.stderr
+    assert f"analyzed {6 - len(kept)}," in again.stderr
     after = stored(long_library)
     assert all(after[k] == v for k, v in kept.items())  # resumed, not redone
     genres = beet(long_library, "ls", "-f", "$musicnn_genre").stdout.split()
@@ -295,7 +295,7 @@ def test_crashing_and_hanging_decoders_cost_one_file(
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "crashme.mp3: decoder crashed (SIGSEGV)" in run.stderr
     assert "slowpoke.ogg: decoding took too long" in run.stderr
-    assert "analysed 3, up to date 0, failed 2" in run.stderr
+    assert "analyzed 3, up to date 0, failed 2" in run.stderr
     assert not decoders_of(root)
     listing = beet(root, "musicnn", "--failed").stdout
     assert "crashme" in listing and "slowpoke" in listing
@@ -314,7 +314,7 @@ def test_concurrent_commands(long_library: Path) -> None:
     assert listing.returncode == 0 and len(listing.stdout.splitlines()) == 6
     assert modified.returncode == 0, modified.stderr[-500:]
     assert second.returncode != 0
-    assert f"another `beet musicnn` is analysing this library (pid {holder}" in second.stderr
+    assert f"another `beet musicnn` is analyzing this library (pid {holder}" in second.stderr
 
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-500:]

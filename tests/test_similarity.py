@@ -178,12 +178,12 @@ class TestSimilarCommandAndQuery(PluginTestHelper):
         written = (tmp_path / "like-riff1.m3u").read_text().splitlines()
         assert sorted(Path(p).stem for p in written if not p.startswith("#")) == sorted(alone)
 
-    def test_unanalysed_seeds_and_empty_library(self, capsys: pytest.CaptureFixture[str]) -> None:
-        with pytest.raises(UserError, match="no analysed items yet"):
+    def test_unanalyzed_seeds_and_empty_library(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(UserError, match="no analyzed items yet"):
             self.run_command("musicnn-similar", "title:pad0")
         assert self.titles("similar:title:pad0") == []
         self.run_command("musicnn", "-W", "^title:pad0")
-        with pytest.raises(UserError, match="is analysed yet: run `beet musicnn`"):
+        with pytest.raises(UserError, match="is analyzed yet: run `beet musicnn`"):
             self.run_command("musicnn-similar", "title:pad0")
         with pytest.raises(UserError, match="no item matches"):
             self.run_command("musicnn-similar", "title:nothing-like-this")

@@ -37,7 +37,7 @@ def default_threads() -> int:
 
 @dataclass(frozen=True)
 class Job:
-    """A file to analyse; with ``known``, skip it if its audio still matches."""
+    """A file to analyze; with ``known``, skip it if its audio still matches."""
 
     key: int
     path: bytes
@@ -57,7 +57,7 @@ class Result:
 
 @dataclass(frozen=True)
 class Unchanged:
-    """The file changed on disk but its audio did not: nothing to analyse."""
+    """The file changed on disk but its audio did not: nothing to analyze."""
 
     key: int
     path: bytes
@@ -83,7 +83,7 @@ IDLE_POLL = 0.2  # seconds between looks at a source that was idle
 
 
 class Analyzer:
-    """Analyse many files at once with one shared model.
+    """Analyze many files at once with one shared model.
 
     ``model`` is called for the model the first time a patch needs it, so
     a run that only confirms fingerprints never loads tensorflow.
@@ -111,7 +111,7 @@ class Analyzer:
         self._stop = threading.Event()
 
     def run(self, jobs: Iterable[Job | Idle], on_outcome: Callable[[Outcome], None]) -> None:
-        """Analyse every job, calling ``on_outcome`` in this thread as each ends.
+        """Analyze every job, calling ``on_outcome`` in this thread as each ends.
 
         At most two jobs per worker are in flight, so memory stays bounded
         however many jobs there are, and fewer while available memory is
@@ -172,7 +172,7 @@ class Analyzer:
         return lowered
 
     def analyze(self, job: Job) -> Outcome:
-        """Analyse one file in the calling thread."""
+        """Analyze one file in the calling thread."""
         with Batcher(self._model, self.batch_size) as batcher:
             outcome = self._analyze(job, batcher)
         assert outcome is not None

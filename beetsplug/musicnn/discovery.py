@@ -33,30 +33,30 @@ def open_index(store: Store, model: str) -> Index:
 
     ids = store.model_ids(f"{model}-musicnn-")
     if not ids:
-        raise NotReady("no analysed items yet: run `beet musicnn` first")
+        raise NotReady("no analyzed items yet: run `beet musicnn` first")
     return load_index(store, ids[0])
 
 
 def nearest(
     lib: Library, index: Index, seeds: Sequence[Item], count: int, where: Sequence[str], log: Log
 ) -> list[tuple[int, float]]:
-    """The ``count`` nearest items to ``seeds``; says which seeds were not analysed."""
+    """The ``count`` nearest items to ``seeds``; says which seeds were not analyzed."""
     if not seeds:
         raise NotReady("no item matches the query")
-    analysed = [s.id for s in seeds if s.id in index]
-    if not analysed:
+    analyzed = [s.id for s in seeds if s.id in index]
+    if not analyzed:
         raise NotReady(
-            f"none of the {len(seeds)} matching item(s) is analysed yet: "
+            f"none of the {len(seeds)} matching item(s) is analyzed yet: "
             "run `beet musicnn` with the same query first"
         )
-    if len(analysed) < len(seeds):
+    if len(analyzed) < len(seeds):
         log.warning(
-            "{} of {} seed item(s) not analysed yet (run `beet musicnn`); using the others",
-            len(seeds) - len(analysed),
+            "{} of {} seed item(s) not analyzed yet (run `beet musicnn`); using the others",
+            len(seeds) - len(analyzed),
             len(seeds),
         )
     allowed = {item.id for item in lib.items(list(where))} if where else None
-    return index.nearest(analysed, count, allowed)
+    return index.nearest(analyzed, count, allowed)
 
 
 def write_m3u(path: Path, items: Sequence[Item]) -> None:

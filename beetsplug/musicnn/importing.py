@@ -78,6 +78,6 @@ class ImportAnalysis:
 
     def _work(self) -> None:
         try:
-            self.runner.analyse(self._jobs(), self.summary)
+            self.runner.analyze(self._jobs(), self.summary)
         except BaseException as exc:  # handed to finish(), in the importing thread
             self._error = exc

@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 class Busy(Exception):
-    """Another process is analysing this library."""
+    """Another process is analyzing this library."""
 
 
 @contextlib.contextmanager
@@ -30,7 +30,7 @@ def exclusive(path: Path) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
             raise Busy(
-                f"another `beet musicnn` is analysing this library ({holder}); "
+                f"another `beet musicnn` is analyzing this library ({holder}); "
                 "wait for it to finish or stop it"
             ) from None
         os.ftruncate(fd, 0)

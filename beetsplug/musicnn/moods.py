@@ -2,7 +2,7 @@
 
 MusiCNN's MSD sigmoids are tiny on real music (a clearly happy song may
 score 0.006 for "happy"), so raw values mean nothing to a user. Each mood
-score is instead the track's percentile rank in the analysed library:
+score is instead the track's percentile rank in the analyzed library:
 ``musicnn_happy`` 0.8 means "happier than 80% of your library". The raw
 activations stay in the plugin database, so the ranks can be recomputed
 whenever the library or the configuration changes.

@@ -1,7 +1,7 @@
 """The beets glue: configuration, field types, ``beet musicnn`` and the import hook.
 
 Kept thin and cheap to import: numpy, essentia and tensorflow load only
-when something is analysed, so enabling the plugin costs ``beet`` nothing
+when something is analyzed, so enabling the plugin costs ``beet`` nothing
 noticeable.
 """
 
@@ -102,11 +102,11 @@ class MusicnnPlugin(BeetsPlugin):
         cmd.parser.add_album_option()
         cmd.parser.add_option(
             "-f", "--force", action="store_true", default=False,
-            help="analyse again even items already analysed; replace mood tags set by others",
+            help="analyze again even items already analyzed; replace mood tags set by others",
         )  # fmt: skip
         cmd.parser.add_option(
             "-p", "--pretend", action="store_true", default=False,
-            help="list the items that would be analysed, and stop",
+            help="list the items that would be analyzed, and stop",
         )  # fmt: skip
         cmd.parser.add_option(
             "-t", "--threads", type="int", default=None,
@@ -159,7 +159,7 @@ class MusicnnPlugin(BeetsPlugin):
         except NotReady as exc:
             raise ui.UserError(f"musicnn-similar: {exc}") from exc
         if not results:
-            ui.print_("nothing matches --where among the analysed tracks")
+            ui.print_("nothing matches --where among the analyzed tracks")
         items = print_results(lib, results)
         if opts.output:
             write_m3u(Path(opts.output), items)
@@ -202,7 +202,7 @@ class MusicnnPlugin(BeetsPlugin):
                 planned, planner = runner.plan(items, opts.force, opts.retry_failed)
                 for _job, item in planned:
                     ui.print_(format(item))
-                ui.print_(f"{len(planned)} to analyse, {planner.skipped} up to date")
+                ui.print_(f"{len(planned)} to analyze, {planner.skipped} up to date")
                 return
             with exclusive(runner.lock_path):
                 if opts.remap:
@@ -226,7 +226,7 @@ class MusicnnPlugin(BeetsPlugin):
             runner.close()
         self._log.info("{}", summary)
         if summary.failed:
-            raise ui.UserError(f"{summary.failed} file(s) could not be analysed (see above)")
+            raise ui.UserError(f"{summary.failed} file(s) could not be analyzed (see above)")
 
     def import_begin(self, session: ImportSession) -> None:
         from .importing import ImportAnalysis
@@ -234,7 +234,7 @@ class MusicnnPlugin(BeetsPlugin):
         try:
             self._import = ImportAnalysis(self._runner(session.lib))
         except Exception as exc:  # no analysis, but never a failed import
-            self._log.error("not analysing during this import: {}", exc)
+            self._log.error("not analyzing during this import: {}", exc)
 
     def import_task_files(self, session: ImportSession, task: ImportTask) -> None:
         if self._import is not None:

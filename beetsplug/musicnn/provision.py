@@ -136,7 +136,7 @@ def _build(info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], N
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ModelError(f"freezing {info.name} failed: {last}")
     # The weights' identity comes from the checkpoint, not the frozen bytes,
-    # so a rebuild never makes the library look analysed by another model.
+    # so a rebuild never makes the library look analyzed by another model.
     meta = {
         "builder": BUILDER,
         "sha256": sha256(out),

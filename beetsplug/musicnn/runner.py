@@ -1,4 +1,4 @@
-"""One analysis run against a beets library: plan, analyse, store, derive.
+"""One analysis run against a beets library: plan, analyze, store, derive.
 
 It decides which items need the model (cheap file facts first, the audio
 fingerprint only when those changed), feeds the analyzer, stores every
@@ -64,7 +64,7 @@ class Settings:
 class Summary:
     """What a run did, for its closing line."""
 
-    analysed: int = 0
+    analyzed: int = 0
     unchanged: int = 0  # file changed (retagged, copied), audio the same
     skipped: int = 0  # file as it was: not opened
     failed: int = 0
@@ -77,11 +77,11 @@ class Summary:
 
     @property
     def done(self) -> int:
-        return self.analysed + self.unchanged + self.failed
+        return self.analyzed + self.unchanged + self.failed
 
     def __str__(self) -> str:
         parts = [
-            f"analysed {self.analysed}",
+            f"analyzed {self.analyzed}",
             f"up to date {self.skipped + self.unchanged}",
             f"failed {self.failed}",
             f"fields updated on {self.derived}",
@@ -93,7 +93,7 @@ class Summary:
         if self.written or self.kept:
             parts.append(f"mood tags written {self.written}, kept {self.kept}")
         line = ", ".join(parts)
-        if self.analysed and self.wall_seconds:
+        if self.analyzed and self.wall_seconds:
             rate = self.audio_seconds / self.wall_seconds
             line += (
                 f"; {self.audio_seconds:.0f} s of audio in {self.wall_seconds:.1f} s "
@@ -167,7 +167,7 @@ class Runner:
         retry_failed: bool = False,
         progress: bool = True,
     ) -> Summary:
-        """Analyse what needs it, store every outcome, then refresh the library's fields.
+        """Analyze what needs it, store every outcome, then refresh the library's fields.
 
         Interrupted (Ctrl-C), it still derives the fields of what finished,
         then raises Interrupted with the summary so far.
@@ -178,7 +178,7 @@ class Runner:
         interrupted = False
         try:
             if planned:
-                self.analyse((job for job, _ in planned), summary, len(planned) if progress else 0)
+                self.analyze((job for job, _ in planned), summary, len(planned) if progress else 0)
         except KeyboardInterrupt:
             interrupted = True
         summary.derived = self.refresh()
@@ -187,8 +187,8 @@ class Runner:
             raise Interrupted(summary, len(planned))
         return summary
 
-    def analyse(self, jobs: Iterable[Job | Idle], summary: Summary, progress: int = 0) -> None:
-        """Analyse ``jobs`` and store each outcome from this thread as it arrives.
+    def analyze(self, jobs: Iterable[Job | Idle], summary: Summary, progress: int = 0) -> None:
+        """Analyze ``jobs`` and store each outcome from this thread as it arrives.
 
         ``progress`` is the expected job count for the progress bar (0: no bar).
         """
@@ -226,7 +226,7 @@ class Runner:
                     graph.model_id, s.patch_hop, outcome.patches, outcome.seconds,
                     outcome.tags, outcome.embedding,
                 )  # fmt: skip
-                summary.analysed += 1
+                summary.analyzed += 1
                 summary.audio_seconds += outcome.seconds
                 bar.advance(outcome.seconds)
                 return
@@ -246,9 +246,9 @@ class Runner:
             bar.close()
 
     def refresh(self) -> int:
-        """Write the derived fields of analysed items and their albums; return items changed.
+        """Write the derived fields of analyzed items and their albums; return items changed.
 
-        Mood scores are ranks within the whole analysed library, so one new
+        Mood scores are ranks within the whole analyzed library, so one new
         track can move everyone's score a little. Current values are read
         with one SQL query per table and only the items and albums whose
         fields differ are loaded and stored, so a run that changes nothing
@@ -299,7 +299,7 @@ class Runner:
                         model.store()
 
     def moods(self, ids: set[int]) -> dict[int, str]:
-        """The ``mood`` field of each analysed item in ``ids``, as the library holds it now."""
+        """The ``mood`` field of each analyzed item in ``ids``, as the library holds it now."""
         _, current = self._library_fields("items")
         return {i: fields.get("mood", "") for i, fields in current.items() if i in ids}
 

@@ -2,7 +2,7 @@
 
 It keeps what is too bulky for beets' flexible attributes (the whole tag
 vector, the 200-d embedding) and what decides whether a file needs
-analysing again (size, mtime, audio fingerprint, model). Every result is
+analyzing again (size, mtime, audio fingerprint, model). Every result is
 committed as soon as it is stored, so an interrupted run loses nothing.
 """
 
