@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from beetsplug.musicnn.errors import ModelError
 from beetsplug.musicnn.inference import Model, shared_model
-from beetsplug.musicnn.provision import Graph, ModelError, ModelInfo, provide
+from beetsplug.musicnn.provision import Graph, ModelInfo, provide
 
 ROOT = Path(__file__).parents[1]
 

@@ -21,9 +21,9 @@ import psutil
 
 from .batching import Batcher, Stopped, Tally
 from .decode import DecodeError, Decoding, Fingerprint
+from .errors import ModelError
 from .features import PATCH_SIZE, SAMPLE_RATE, MelStream, Patcher
 from .inference import Predictor
-from .provision import ModelError
 
 WORKER_MEMORY = 100 * 2**20  # a worker's peak: decoder, audio chunk, features
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from .errors import ModelError
 from .inference import Predictor
-from .provision import ModelError
 
 
 class Stopped(Exception):

@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any
 from beets import ui
 from beets.dbcore.query import FieldQuery
 
+from .errors import NotReady
+
 if TYPE_CHECKING:
     from beets.library import Item, Library
 
     from .runner import Log
     from .similarity import Index
     from .store import Store
-
-
-class NotReady(Exception):
-    """Nothing to compare yet; the message says what to run."""
 
 
 def open_index(store: Store, model: str) -> Index:

@@ -23,8 +23,9 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import ModelError
 from .features import MEL_BANDS, PATCH_SIZE
-from .provision import ModelError, ModelInfo
+from .provision import ModelInfo
 
 _lock = threading.Lock()
 _models: dict[tuple[Path, str, int, int], Predictor] = {}

@@ -15,9 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-
-class Busy(Exception):
-    """Another process is analyzing this library."""
+from .errors import Busy
 
 
 @contextlib.contextmanager

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class MoodConfigError(ValueError):
-    """The mood configuration cannot work with this model."""
+from .errors import MoodConfigError
 
 
 @dataclass(frozen=True)

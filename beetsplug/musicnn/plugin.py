@@ -149,7 +149,8 @@ class MusicnnPlugin(BeetsPlugin):
         return [cmd, similar]
 
     def similar_command(self, lib: Library, opts: Any, args: list[str]) -> None:
-        from .discovery import NotReady, nearest, open_index, print_results, write_m3u
+        from .discovery import nearest, open_index, print_results, write_m3u
+        from .errors import NotReady
 
         if not args:
             raise ui.UserError("give a query for the track(s) to start from")
@@ -169,7 +170,8 @@ class MusicnnPlugin(BeetsPlugin):
         """The ids ``similar:PATTERN`` matches: the nearest items to PATTERN's."""
         from beets.library import Library
 
-        from .discovery import NotReady, nearest, open_index
+        from .discovery import nearest, open_index
+        from .errors import NotReady
 
         lib = self._lib or Library(beets_config["library"].as_filename())
         try:
@@ -185,8 +187,8 @@ class MusicnnPlugin(BeetsPlugin):
         self._lib = lib
 
     def command(self, lib: Library, opts: MusicnnOpts, args: list[str]) -> None:
-        from .lock import Busy, exclusive
-        from .provision import ModelError
+        from .errors import Busy, ModelError
+        from .lock import exclusive
         from .runner import Interrupted, Summary
 
         if opts.album:
@@ -279,9 +281,9 @@ class MusicnnPlugin(BeetsPlugin):
             self._store = None
 
     def _runner(self, lib: Library, threads: int | None = None) -> Runner:
+        from .errors import ModelError, MoodConfigError
         from .inference import BACKENDS
-        from .moods import MoodConfigError, parse_moods
-        from .provision import ModelError
+        from .moods import parse_moods
         from .runner import Runner, Settings
 
         c = self.config

@@ -19,14 +19,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .errors import ModelError
 from .freeze import BUILDER
 
 MODELS = ("msd", "mtt")
 INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
-
-
-class ModelError(Exception):
-    """The model cannot be provided; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
