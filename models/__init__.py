@@ -1,1 +1,1 @@
-"""Model metadata files (JSON), shipped as package data."""
+"""Model metadata (JSON), the MusiCNN checkpoints and their licence: package data."""

@@ -1,6 +1,7 @@
 """Build an inference graph for a musicnn TF1 checkpoint, every weight a Const.
 
-Run as ``python -m beetsplug.musicnn.freeze CHECKPOINT_DIR OUT.pb``. It is
+Run as ``python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb``, CHECKPOINT
+being the prefix of the ``.index`` and ``.data-*`` files. It is
 always run in a subprocess: it imports tensorflow, and tensorflow imported
 before essentia aborts the whole process.
 
@@ -31,15 +32,13 @@ TIME_PAD = [[0, 0], [3, 3], [0, 0]]
 PATCH_FRAMES = 187  # musicnn pads time by 3 for its 7-frame kernels
 
 
-def build(checkpoint_dir: Path) -> Any:
-    """The inference GraphDef of the musicnn network stored in ``checkpoint_dir``."""
+def build(checkpoint: Path) -> Any:
+    """The inference GraphDef of the musicnn network stored at the prefix ``checkpoint``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
     import tensorflow as tf
 
-    # The `checkpoint` file names the author's machine; the real prefix is
-    # the directory itself plus "/" (files are ".index", ".data-...").
-    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint_dir) + "/")
+    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint))
 
     def weight(name: str) -> Any:
         return reader.get_tensor(name)
@@ -138,15 +137,15 @@ def build(checkpoint_dir: Path) -> Any:
     return graph.as_graph_def()
 
 
-def freeze(checkpoint_dir: Path, out: Path) -> None:
+def freeze(checkpoint: Path, out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(build(checkpoint_dir).SerializeToString(deterministic=True))
+    tmp.write_bytes(build(checkpoint).SerializeToString(deterministic=True))
     tmp.replace(out)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m beetsplug.musicnn.freeze CHECKPOINT_DIR OUT.pb", file=sys.stderr)
+        print("usage: python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb", file=sys.stderr)
         return 2
     freeze(Path(argv[0]), Path(argv[1]))
     return 0

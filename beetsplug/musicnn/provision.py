@@ -1,15 +1,15 @@
 """Model provisioning: metadata, and frozen graphs built once and cached.
 
-The weights are the real MusiCNN checkpoints shipped by the ``musicnn``
-package. They are built into an essentia-compatible ``.pb`` (``freeze``) in a
-subprocess (tensorflow must never be imported before essentia in the
-analyzer's process), then verified by checksum on every load.
+The weights are the real MusiCNN checkpoints of musicnn 0.1.0, shipped in
+our own package (``models/``, byte for byte, so that installing the plugin is
+all it takes). They are built into an essentia-compatible ``.pb``
+(``freeze``) in a subprocess (tensorflow must never be imported before
+essentia in the analyzer's process), then verified by checksum on every load.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,7 +23,8 @@ from .errors import ModelError
 from .freeze import BUILDER
 
 MODELS = ("msd", "mtt")
-INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
+PACKAGE = "beetsplug.musicnn.models"  # the metadata and the checkpoints
+DATA = ".data-00000-of-00001"  # a checkpoint's weights, next to its ".index"
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,14 @@ class ModelInfo:
     input: str
     predictions: str
     embeddings: str
-    checkpoint: str
+    checkpoint: str  # musicnn's own name for it (``MSD_musicnn``), where it comes from
 
     @classmethod
     def load(cls, model: str) -> ModelInfo:
         if model not in MODELS:
             raise ModelError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
         name = f"{model}-musicnn"
-        raw = json.loads(
-            resources.files("beetsplug.musicnn.models").joinpath(f"{name}.json").read_text()
-        )
+        raw = json.loads(resources.files(PACKAGE).joinpath(f"{name}.json").read_text())
         return cls(
             name=name,
             classes=tuple(raw["classes"]),
@@ -73,18 +72,25 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_dir(info: ModelInfo) -> Path:
-    """Where the ``musicnn`` package keeps this model's checkpoint."""
-    spec = importlib.util.find_spec("musicnn")
-    if spec is None or not spec.submodule_search_locations:
+def checkpoint(info: ModelInfo) -> Path:
+    """The prefix of the shipped checkpoint: ``PREFIX.index``, ``PREFIX{DATA}``, ``PREFIX.meta``.
+
+    A real path, as TensorFlow's reader opens the files itself (pip installs
+    packages unzipped, so the package data is a folder on disk).
+    """
+    folder = Path(str(resources.files(PACKAGE)))
+    prefix = folder / info.name
+    if not all(Path(f"{prefix}{ext}").is_file() for ext in (".index", DATA)):
         raise ModelError(
-            f"the MusiCNN weights are not installed: run `{INSTALL_HINT}` "
-            "(--no-deps: its own pins are obsolete)"
+            f"the {info.name} weights are missing from {folder}: reinstall the plugin "
+            "(`pip install --force-reinstall --no-deps .` in its checkout)"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / info.checkpoint
-    if not (path / ".meta").is_file() or not (path / ".index").is_file():
-        raise ModelError(f"the musicnn package has no checkpoint in {path}: reinstall it")
-    return path
+    return prefix
+
+
+def checkpoint_id(info: ModelInfo) -> str:
+    """The identity of the shipped weights, as recorded with every analysis."""
+    return f"{info.name}-{sha256(Path(f'{checkpoint(info)}{DATA}'))[:12]}"
 
 
 def provide(
@@ -119,7 +125,7 @@ def provide(
 
 
 def _build(info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], None]) -> Graph:
-    source = checkpoint_dir(info)
+    source = checkpoint(info)
     out.parent.mkdir(parents=True, exist_ok=True)
     report(f"freezing the {info.name} checkpoint into {out} (once)")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -137,7 +143,7 @@ def _build(info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], N
     meta = {
         "builder": BUILDER,
         "sha256": sha256(out),
-        "model_id": f"{info.name}-{sha256(source / '.data-00000-of-00001')[:12]}",
+        "model_id": checkpoint_id(info),
         "source": str(source),
     }
     manifest.write_text(json.dumps(meta, indent=2) + "\n")
