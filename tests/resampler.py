@@ -29,8 +29,8 @@ def _power(audio: np.ndarray) -> np.ndarray:
     return (np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2).mean(0)
 
 
-def measure(rate: int = 44100, seconds: int = 120) -> np.ndarray:
-    """Per-bin power gain of libsamplerate's SINC_MEDIUM relative to ffmpeg's."""
+def measure(ffmpeg: str = "ffmpeg", rate: int = 44100, seconds: int = 120) -> np.ndarray:
+    """Per-bin power gain of libsamplerate's SINC_MEDIUM relative to ``ffmpeg``'s."""
     import samplerate  # test-only dependency
 
     noise = np.random.default_rng(0).standard_normal(rate * seconds) * 0.1
@@ -42,13 +42,13 @@ def measure(rate: int = 44100, seconds: int = 120) -> np.ndarray:
             out.setsampwidth(2)
             out.setframerate(rate)
             out.writeframes(pcm.tobytes())
-        ffmpeg = subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path),
+        decoded = subprocess.run(
+            [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(path),
              "-ac", "1", "-rematrix_maxval", "1.0", "-ar", str(SAMPLE_RATE),
              "-f", "f32le", "-"],
             capture_output=True, check=True,
         ).stdout  # fmt: skip
-    ours = np.frombuffer(ffmpeg, np.float32)
+    ours = np.frombuffer(decoded, np.float32)
     theirs = samplerate.resample(pcm / 32767, SAMPLE_RATE / rate, "sinc_medium")
     return _power(theirs) / _power(ours)
 

@@ -3,6 +3,8 @@
 Decoding runs outside our process so that it can be killed (a per-file
 time limit) and so that a decoder crashing on a damaged file costs that
 file only. It also runs off the GIL, in parallel with everything else.
+The ffmpeg is the system's when it has one, else the static build that the
+imageio-ffmpeg package ships (``decoder_command``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -22,6 +25,7 @@ from typing import IO
 
 import numpy as np
 
+from .errors import DecoderError
 from .features import SAMPLE_RATE
 
 CHUNK_SECONDS = 8
@@ -33,6 +37,35 @@ _GENERIC = {"Conversion failed!", "Invalid argument"}
 
 class DecodeError(Exception):
     """The file could not be decoded; the message is one line for the log."""
+
+
+def decoder_command(setting: Sequence[str]) -> tuple[str, ...]:
+    """The decoder command line to run: ``setting`` (the `ffmpeg` option, a command and
+    optional extra args) resolved to an executable, so a missing one stops the run at once.
+
+    Plain ``ffmpeg`` is the system's when it is on PATH (the user's own build),
+    else imageio-ffmpeg's bundled static binary: installing the plugin is then
+    all it takes. Any other command must exist and be executable.
+    """
+    command, *extra = setting or ("",)
+    found = shutil.which(command) or (_bundled_ffmpeg() if command == "ffmpeg" else None)
+    if found is None:
+        problem = "is not executable" if os.path.isfile(command) else "not found"
+        raise DecoderError(
+            f"ffmpeg: {command or '(empty)'} {problem}: "
+            "install ffmpeg or set musicnn.ffmpeg to its path"
+        )
+    return (found, *extra)
+
+
+def _bundled_ffmpeg() -> str | None:
+    """imageio-ffmpeg's binary, or None where it has none for this platform."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -78,9 +111,12 @@ class Decoding:
             self._proc = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True
             )
-        except OSError as exc:
+        except OSError as exc:  # the decoder cannot run at all: no file's fault
             self._stderr.close()
-            raise DecodeError(f"cannot start decoder {command[0]!r}: {exc.strerror}") from exc
+            raise DecoderError(
+                f"ffmpeg: cannot start {command[0]}: {exc.strerror}: "
+                "install ffmpeg or set musicnn.ffmpeg to its path"
+            ) from exc
         self._timed_out = False
         self._time_left = timeout if timeout > 0 else None
         self._hash = hashlib.sha1()
