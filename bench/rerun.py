@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from beets.library import Item, Library
 
+from beetsplug.musicnn.analyzer import Result
 from beetsplug.musicnn.decode import Fingerprint
 from beetsplug.musicnn.provision import ModelInfo, provide
-from beetsplug.musicnn.store import Store
+from beetsplug.musicnn.store import Stamp, Store
 from bench.common import built
 from tests.beet import timed_beet
 
@@ -42,11 +43,12 @@ def build(root: Path, count: int) -> None:
             item = Item(path=os.fsencode(path), title=f"track {i}", artist=f"artist {i % 97}")
             lib.add(item)
             st = path.stat()
-            store.save(
-                item.id, item.path, st.st_size, st.st_mtime, Fingerprint(f"{i:020d}", 200.0),
-                graph.model_id, 187, 60, 200.0,
-                rng.beta(0.5, 20, 50).astype(np.float32), rng.normal(size=200).astype(np.float32),
+            fingerprint = Fingerprint(f"{i:020d}", 200.0)
+            result = Result(
+                item.id, item.path, rng.beta(0.5, 20, 50).astype(np.float32),
+                rng.normal(size=200).astype(np.float32), 60, 200.0, fingerprint, -20.0,
             )  # fmt: skip
+            store.save(result, Stamp(st.st_size, st.st_mtime, fingerprint, graph.model_id, 187))
     store.close()
     lib._close()
     (root / "config.yaml").write_text(

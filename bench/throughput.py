@@ -112,38 +112,38 @@ def _rate(model, patches: list, batch: int) -> float:
 
 
 def part_model(paths: list[Path]) -> dict[str, float]:
-    from beetsplug.musicnn.inference import Model
+    from beetsplug.musicnn.inference import TensorflowPredictor
     from beetsplug.musicnn.provision import ModelInfo
 
     info, graph = ModelInfo.load("msd"), _graph()
     audio, _cpu, patches = _patches(paths)
     cores = os.cpu_count() or 1
     sample = patches[:64]
-    default = Model(graph, info, 0, 0)
+    default = TensorflowPredictor(graph, info, 0, 0)
     by_batch = {b: _rate(default, sample, b) for b in (1, 2, 4, 8, 16, 32, 64)}
     batch = max(by_batch, key=by_batch.__getitem__)
     sweep = {f"batch {b}, intra 0, inter 0": r for b, r in by_batch.items()}
     for intra, inter in ((cores, 1), (1, cores), (cores, cores)):
-        model = Model(graph, info, intra, inter)
+        model = TensorflowPredictor(graph, info, intra, inter)
         sweep[f"batch {batch}, intra {intra}, inter {inter}"] = _rate(model, sample, batch)
     best = max(sweep, key=sweep.__getitem__)
     for name, rate in sweep.items():
         print(f"    sweep {name}: {rate:.1f} patches/s", file=sys.stderr)
     batch, intra, inter = (int(word.split()[-1]) for word in best.split(", "))
-    model = default if (intra, inter) == (0, 0) else Model(graph, info, intra, inter)
+    model = default if (intra, inter) == (0, 0) else TensorflowPredictor(graph, info, intra, inter)
     rate = _rate(model, patches, batch)
     return {"audio": audio, "wall": audio / (rate * audio / len(patches)), "best": best}
 
 
 def part_analyzer(paths: list[Path]) -> dict[str, float]:
     from beetsplug.musicnn.analyzer import Analyzer, Job, Outcome, Result
-    from beetsplug.musicnn.inference import shared_model
+    from beetsplug.musicnn.inference import shared_predictor
     from beetsplug.musicnn.provision import ModelInfo
 
     info, graph = ModelInfo.load("msd"), _graph()
     outcomes: list[Outcome] = []
-    shared_model(graph, info)  # loaded before timing: (e) counts loading, (d) does not
-    analyzer = Analyzer(lambda: shared_model(graph, info))
+    shared_predictor(graph, info)  # loaded before timing: (e) counts loading, (d) does not
+    analyzer = Analyzer(lambda: shared_predictor(graph, info))
     start = time.perf_counter()
     analyzer.run([Job(i, os.fsencode(p)) for i, p in enumerate(paths)], outcomes.append)
     wall = time.perf_counter() - start

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Before anything imports tensorflow: the tests compare with essentia, and
-# essentia must come first in a process (see inference.import_tensorflow).
-import essentia.standard  # noqa: F401
 import pytest
 
 from beetsplug.musicnn.provision import Graph, ModelInfo, provide
@@ -21,6 +18,26 @@ TRACKS = {
     "noise": (Track("noise", 9, seed=9, stereo=False), "ogg"),
     "tone": (Track("tone", 2.5, key=0, seed=11), "mp3"),  # shorter than one patch
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def essentia_before_tensorflow(request: pytest.FixtureRequest) -> None:
+    """Model tests compare with essentia, which must come first in a process
+    (see inference.import_tensorflow); a run of unit tests alone imports neither."""
+    if any("unit" not in item.path.parts for item in request.session.items):
+        import essentia.standard  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugin_registry() -> None:
+    """Forget field types and named queries of plugins loaded by earlier tests.
+
+    beets caches them per class for the life of the process (one plugin set
+    per `beet` run); tests load a new plugin instance each time.
+    """
+    from beets.util import cached_classproperty
+
+    cached_classproperty.cache.clear()
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,14 @@ import pytest
 from beetsplug.musicnn import inference
 from beetsplug.musicnn.analyzer import Analyzer, Failure, Job, Outcome, Result, Unchanged
 from beetsplug.musicnn.decode import Fingerprint
-from beetsplug.musicnn.inference import shared_model
+from beetsplug.musicnn.inference import shared_predictor
 from beetsplug.musicnn.provision import Graph, ModelInfo
 
 
 @pytest.fixture(scope="module")
 def analyzer(msd: tuple[ModelInfo, Graph]) -> Analyzer:
     info, graph = msd
-    return Analyzer(lambda: shared_model(graph.path, info), threads=2)
+    return Analyzer(lambda: shared_predictor(graph.path, info), threads=2)
 
 
 def _run(analyzer: Analyzer, paths: list[Path], **job: Fingerprint) -> dict[int, Outcome]:
@@ -63,10 +63,10 @@ def test_thread_count_does_not_change_results(
 ) -> None:
     info, graph = msd
     paths = list(audio.values())
-    shared_model(graph.path, info)
+    shared_predictor(graph.path, info)
     loads = inference.loads
-    one = _run(Analyzer(lambda: shared_model(graph.path, info), threads=1), paths)
-    four = _run(Analyzer(lambda: shared_model(graph.path, info), threads=4), paths)
+    one = _run(Analyzer(lambda: shared_predictor(graph.path, info), threads=1), paths)
+    four = _run(Analyzer(lambda: shared_predictor(graph.path, info), threads=4), paths)
     assert inference.loads == loads  # one model per process, whatever the threads
     for key, a in one.items():
         b = four[key]
@@ -89,8 +89,8 @@ def test_hop_gives_overlapping_patches(
     msd: tuple[ModelInfo, Graph], audio: dict[str, Path]
 ) -> None:
     info, graph = msd
-    overlapping = Analyzer(lambda: shared_model(graph.path, info), threads=1, patch_hop=93)
-    plain = Analyzer(lambda: shared_model(graph.path, info), threads=1)
+    overlapping = Analyzer(lambda: shared_predictor(graph.path, info), threads=1, patch_hop=93)
+    plain = Analyzer(lambda: shared_predictor(graph.path, info), threads=1)
     a = overlapping.analyze(Job(0, os.fsencode(audio["pad"])))
     b = plain.analyze(Job(0, os.fsencode(audio["pad"])))
     assert isinstance(a, Result) and isinstance(b, Result)
@@ -114,7 +114,7 @@ def test_known_audio_is_recognised_without_the_model(
     msd: tuple[ModelInfo, Graph], audio: dict[str, Path]
 ) -> None:
     info, graph = msd
-    first = Analyzer(lambda: shared_model(graph.path, info), threads=1)
+    first = Analyzer(lambda: shared_predictor(graph.path, info), threads=1)
     result = first.analyze(Job(0, os.fsencode(audio["drums"])))
     assert isinstance(result, Result)
 
@@ -126,7 +126,7 @@ def test_known_audio_is_recognised_without_the_model(
     )
     assert again == Unchanged(0, os.fsencode(audio["drums"]), result.fingerprint)
 
-    other = Analyzer(lambda: shared_model(graph.path, info), threads=1).analyze(
+    other = Analyzer(lambda: shared_predictor(graph.path, info), threads=1).analyze(
         Job(0, os.fsencode(audio["riff"]), result.fingerprint)
     )
     assert isinstance(other, Result)  # different audio: analyzed

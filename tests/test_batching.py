@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from beetsplug.musicnn.batching import Batcher, Stopped, Tally
-from beetsplug.musicnn.inference import Model, shared_model
+from beetsplug.musicnn.inference import TensorflowPredictor, shared_predictor
 from beetsplug.musicnn.provision import Graph, ModelInfo
 
 
 class Gated:
     """The real model, each call waiting for the gate; records batch sizes."""
 
-    def __init__(self, model: Model, fail_first: bool = False):
+    def __init__(self, model: TensorflowPredictor, fail_first: bool = False):
         self.model = model
         self.gate = threading.Event()
         self.entered = threading.Event()
@@ -37,9 +37,9 @@ class Gated:
 
 
 @pytest.fixture(scope="module")
-def model(msd: tuple[ModelInfo, Graph]) -> Model:
+def model(msd: tuple[ModelInfo, Graph]) -> TensorflowPredictor:
     info, graph = msd
-    return shared_model(graph.path, info)
+    return shared_predictor(graph.path, info)
 
 
 def _patches(n: int, seed: int) -> list[np.ndarray]:
@@ -47,7 +47,7 @@ def _patches(n: int, seed: int) -> list[np.ndarray]:
     return list(rng.standard_normal((n, 187, 96)).astype(np.float32))
 
 
-def test_batches_mix_tracks_and_sums_stay_per_track(model: Model) -> None:
+def test_batches_mix_tracks_and_sums_stay_per_track(model: TensorflowPredictor) -> None:
     gated = Gated(model)
     a, b = _patches(3, 1), _patches(4, 2)
     tally_a, tally_b = Tally(), Tally()
@@ -68,7 +68,7 @@ def test_batches_mix_tracks_and_sums_stay_per_track(model: Model) -> None:
         np.testing.assert_allclose(got_embeddings, embeddings.mean(0), atol=1e-4)
 
 
-def test_a_worker_ahead_of_the_model_waits(model: Model) -> None:
+def test_a_worker_ahead_of_the_model_waits(model: TensorflowPredictor) -> None:
     gated = Gated(model)
     tally = Tally()
     with Batcher(lambda: gated, batch_size=2, backlog=4) as batcher:
@@ -84,7 +84,7 @@ def test_a_worker_ahead_of_the_model_waits(model: Model) -> None:
     assert max(gated.sizes) <= 2
 
 
-def test_a_failed_call_fails_its_tracks_only(model: Model) -> None:
+def test_a_failed_call_fails_its_tracks_only(model: TensorflowPredictor) -> None:
     gated = Gated(model, fail_first=True)
     first, second = Tally(), Tally()
     with Batcher(lambda: gated, batch_size=4) as batcher:
@@ -97,7 +97,7 @@ def test_a_failed_call_fails_its_tracks_only(model: Model) -> None:
     assert second.count == 2
 
 
-def test_stop_wakes_a_waiting_worker(model: Model) -> None:
+def test_stop_wakes_a_waiting_worker(model: TensorflowPredictor) -> None:
     gated = Gated(model)
     tally = Tally()
     raised: list[BaseException] = []
@@ -120,7 +120,7 @@ def test_stop_wakes_a_waiting_worker(model: Model) -> None:
 
 
 def test_nothing_to_predict_never_loads_the_model() -> None:
-    def no_model() -> Model:
+    def no_model() -> TensorflowPredictor:
         raise AssertionError("loaded")
 
     tally = Tally()

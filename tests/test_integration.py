@@ -55,7 +55,7 @@ class Base(PluginTestHelper):
 
     def analyzed_at(self) -> dict[int, float]:
         stamps = self.store().stamps()
-        model = next(iter(stamps.values())).model
+        model = next(iter(stamps.values())).model_id
         return {a.item_id: a.analyzed_at for a in self.store().analyses(model)}
 
 

@@ -45,7 +45,7 @@ class TestMusicnnCommand(PluginTestHelper):
         return {a.item_id: a.analyzed_at for a in self.store().analyses(self.model_id())}
 
     def model_id(self) -> str:
-        return next(iter(self.store().stamps().values())).model
+        return next(iter(self.store().stamps().values())).model_id
 
     def fresh(self, name: str) -> Item:
         item = self.lib.get_item(self.items[name].id)
@@ -157,7 +157,7 @@ class TestMusicnnCommand(PluginTestHelper):
         config["musicnn"]["model_threads"] = 1
         self.run_command("musicnn", "title:tone")
         assert self.fresh("tone")["musicnn_genre"]
-        assert any(key[1:] == ("tensorflow", 1, 0) for key in inference._models)
+        assert any(key[1:] == ("tensorflow", 1, 0) for key in inference._predictors)
 
     def test_bad_file_fails_the_file_not_the_run(self) -> None:
         bad = self.lib_path / "broken.mp3"

@@ -14,13 +14,14 @@ from beets import config
 from beets.library import Item
 from beets.test.helper import PluginTestHelper
 from beets.ui import UserError
+from beets.util import cached_classproperty
 
 from beetsplug.musicnn.analyzer import Analyzer, Job, Outcome, Result
 from beetsplug.musicnn.decode import Fingerprint
-from beetsplug.musicnn.inference import shared_model
+from beetsplug.musicnn.inference import shared_predictor
 from beetsplug.musicnn.provision import Graph, ModelInfo
 from beetsplug.musicnn.similarity import Index, load_index
-from beetsplug.musicnn.store import Store
+from beetsplug.musicnn.store import Stamp, Store
 from tests.synth import Track, write
 
 FAMILIES = ["pad", "riff", "drums", "pluck"]
@@ -62,7 +63,7 @@ def test_neighbours_come_from_the_same_family(
     info, graph = msd
     outcomes: dict[int, Outcome] = {}
     jobs = [Job(i, os.fsencode(path)) for i, (_, path) in enumerate(family_files)]
-    Analyzer(lambda: shared_model(graph.path, info), threads=2).run(
+    Analyzer(lambda: shared_predictor(graph.path, info), threads=2).run(
         jobs, lambda o: outcomes.__setitem__(o.key, o)
     )
     embeddings = []
@@ -102,7 +103,8 @@ def test_index_follows_the_database(tmp_path: Path) -> None:
 
     def save(item_id: int, embedding: np.ndarray) -> None:
         fingerprint = Fingerprint("0" * 20, 1.0)
-        store.save(item_id, b"/x", 1, 1.0, fingerprint, "m", 187, 1, 1.0, np.zeros(50), embedding)
+        result = Result(item_id, b"/x", np.zeros(50), embedding, 1, 1.0, fingerprint, -20.0)
+        store.save(result, Stamp(1, 1.0, fingerprint, "m", 187))
 
     for i in range(1, 4):
         save(i, rng.normal(size=200))
@@ -174,6 +176,7 @@ class TestSimilarCommandAndQuery(PluginTestHelper):
         self.unload_plugins()
         config["plugins"] = ["musicnn", "smartplaylist"]
         beets.plugins.load_plugins()
+        cached_classproperty.cache.clear()  # the new instance's `similar:` query
         self.run_command("splupdate")
         written = (tmp_path / "like-riff1.m3u").read_text().splitlines()
         assert sorted(Path(p).stem for p in written if not p.startswith("#")) == sorted(alone)

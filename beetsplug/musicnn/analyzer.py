@@ -10,6 +10,7 @@ from one place. Nothing here knows about beets.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ import psutil
 
 from .batching import Batcher, Stopped, Tally
 from .decode import DecodeError, Decoding, Fingerprint
-from .errors import ModelError
+from .errors import MusicnnError
 from .features import PATCH_SIZE, SAMPLE_RATE, MelStream, Patcher
 from .inference import Predictor
 
@@ -53,6 +54,12 @@ class Result:
     patches: int
     seconds: float
     fingerprint: Fingerprint
+    level: float  # loudness of the whole track, dBFS (RMS)
+
+
+def level_db(energy: float, samples: int) -> float:
+    """RMS level in dBFS of ``samples`` whose squares sum to ``energy`` (-200 for silence)."""
+    return 10 * math.log10(max(energy / max(samples, 1), 1e-20))
 
 
 @dataclass(frozen=True)
@@ -85,13 +92,14 @@ IDLE_POLL = 0.2  # seconds between looks at a source that was idle
 class Analyzer:
     """Analyze many files at once with one shared model.
 
-    ``model`` is called for the model the first time a patch needs it, so
-    a run that only confirms fingerprints never loads tensorflow.
+    ``load_model`` is called for the model the first time a patch needs it,
+    so a run that only confirms fingerprints never loads tensorflow.
     """
 
     def __init__(
         self,
-        model: Callable[[], Predictor],
+        load_model: Callable[[], Predictor],
+        *,
         threads: int = 0,
         patch_hop: int = PATCH_SIZE,
         batch_size: int = 1,
@@ -100,7 +108,7 @@ class Analyzer:
         min_free_memory: int = 0,
         notice: Callable[[str], None] = lambda _msg: None,
     ):
-        self._model = model
+        self._load_model = load_model
         self.threads = threads or default_threads()
         self.patch_hop = patch_hop
         self.batch_size = batch_size
@@ -127,7 +135,7 @@ class Analyzer:
         exhausted = False
         in_flight = 2 * self.threads
         with (
-            Batcher(self._model, self.batch_size) as batcher,
+            Batcher(self._load_model, self.batch_size) as batcher,
             ThreadPoolExecutor(self.threads, thread_name_prefix="musicnn") as pool,
         ):
             try:
@@ -173,7 +181,7 @@ class Analyzer:
 
     def analyze(self, job: Job) -> Outcome:
         """Analyze one file in the calling thread."""
-        with Batcher(self._model, self.batch_size) as batcher:
+        with Batcher(self._load_model, self.batch_size) as batcher:
             outcome = self._analyze(job, batcher)
         assert outcome is not None
         return outcome
@@ -183,8 +191,8 @@ class Analyzer:
             return self._decode_and_predict(job, batcher)
         except Stopped:
             return None
-        except ModelError:
-            raise  # no file's fault: the whole run stops with the message
+        except MusicnnError:
+            raise  # no file's fault (model, decoder missing): the whole run stops
         except Exception as exc:  # one bad file must never stop the run
             if self._stop.is_set():
                 return None  # stopped mid-file: not the file's fault
@@ -199,6 +207,7 @@ class Analyzer:
             return Failure(job.key, job.path, "permission denied")
         mel, patcher, tally = MelStream(), Patcher(self.patch_hop), Tally()
         held: list[np.ndarray] = []  # a known file's patches, until its audio proves new
+        energy = 0.0
         with Decoding(job.path, self.decoder, self.timeout) as decoding:
             check = job.known
             for chunk in decoding.chunks():
@@ -208,6 +217,7 @@ class Analyzer:
                     if decoding.fingerprint.matches(check):
                         return Unchanged(job.key, job.path, decoding.fingerprint)
                     check = None
+                energy += float(np.dot(chunk, chunk))
                 held.extend(patcher.feed(mel.feed(chunk)))
                 if not check:
                     batcher.feed(tally, held)
@@ -219,5 +229,5 @@ class Analyzer:
         batcher.wait(tally)
         return Result(
             job.key, job.path, *tally.means(), tally.count, decoding.samples / SAMPLE_RATE,
-            fingerprint,
+            fingerprint, level_db(energy, decoding.samples),
         )  # fmt: skip

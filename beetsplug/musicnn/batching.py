@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import MusicnnError
 from .inference import Predictor
 
 
@@ -55,20 +55,20 @@ class Tally:
 class Batcher:
     """The model thread and its bounded queue of (track, patch) pairs.
 
-    Use it as a context manager around the workers. ``model`` is called in
+    Use it as a context manager around the workers. ``load_model`` is called in
     the model thread when the first patch arrives, so a run with nothing to
-    predict never loads tensorflow. A ModelError (no usable model) stops
+    predict never loads tensorflow. A MusicnnError (no usable model) stops
     every worker; any other error from the model fails the tracks whose
     patches were in that batch, and serving goes on.
     """
 
-    def __init__(self, model: Callable[[], Predictor], batch_size: int, backlog: int = 0):
-        self._model = model
+    def __init__(self, load_model: Callable[[], Predictor], batch_size: int, backlog: int = 0):
+        self._load_model = load_model
         self.batch_size = max(1, batch_size)
         self.backlog = backlog or max(8, 2 * self.batch_size)
         self._queue: deque[tuple[Tally, np.ndarray]] = deque()
         self._cond = threading.Condition()
-        self._fatal: ModelError | None = None
+        self._fatal: MusicnnError | None = None
         self._stopped = False
         self._thread = threading.Thread(target=self._serve, name="musicnn-model", daemon=True)
 
@@ -126,8 +126,8 @@ class Batcher:
             for i, (tally, _patch) in enumerate(taken):
                 rows.setdefault(tally, []).append(i)
             try:
-                tags, embeddings = self._model().predict(np.stack([p for _, p in taken]))
-            except ModelError as exc:
+                tags, embeddings = self._load_model().predict(np.stack([p for _, p in taken]))
+            except MusicnnError as exc:
                 with self._cond:
                     self._fatal = exc
                     self._cond.notify_all()

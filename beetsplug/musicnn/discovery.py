@@ -25,11 +25,11 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def open_index(store: Store, model: str) -> Index:
-    """The similarity index of the analyses made with ``model`` (msd, mtt)."""
+def open_index(store: Store, model_name: str) -> Index:
+    """The similarity index of the analyses made with model ``model_name`` (msd, mtt)."""
     from .similarity import load_index
 
-    ids = store.model_ids(f"{model}-musicnn-")
+    ids = store.model_ids(f"{model_name}-musicnn-")
     if not ids:
         raise NotReady("no analyzed items yet: run `beet musicnn` first")
     return load_index(store, ids[0])
@@ -65,11 +65,14 @@ def write_m3u(path: Path, items: Sequence[Item]) -> None:
 class SimilarQuery(FieldQuery[str]):
     """``similar:SEEDS`` matches the items nearest to those matching SEEDS.
 
-    ``resolve`` is set by the plugin: it turns the seed query into the ids
-    to match. The ids are computed once per query object.
+    ``resolve`` turns the seed query into the ids to match; each plugin
+    instance gets its own subclass from ``similar_query``. The ids are
+    computed once per query object.
     """
 
-    resolve: Callable[[str], list[int]] = staticmethod(lambda _pattern: [])
+    @staticmethod
+    def resolve(pattern: str) -> list[int]:
+        raise NotImplementedError("use similar_query() for a class bound to a resolver")
 
     def __init__(self, field_name: str, pattern: str, fast: bool = True):
         super().__init__(field_name, pattern, fast)
@@ -92,6 +95,11 @@ class SimilarQuery(FieldQuery[str]):
 
     def match(self, obj: Any) -> bool:
         return obj.id in self.ids
+
+
+def similar_query(resolve: Callable[[str], list[int]]) -> type[SimilarQuery]:
+    """A ``SimilarQuery`` class whose seeds are resolved by ``resolve``."""
+    return type("SimilarQuery", (SimilarQuery,), {"resolve": staticmethod(resolve)})
 
 
 def print_results(lib: Library, results: list[tuple[int, float]]) -> list[Item]:

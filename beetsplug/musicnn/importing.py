@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from .analyzer import IDLE, IDLE_POLL, Idle, Job
 from .lock import exclusive
-from .runner import Planner, Runner, Summary
+from .runner import Planner, Summary
+from .session import Session
 
 if TYPE_CHECKING:
     from beets.library import Item
@@ -28,13 +29,14 @@ _DONE = object()
 
 
 class ImportAnalysis:
-    def __init__(self, runner: Runner):
-        self.runner = runner
+    def __init__(self, session: Session):
+        self.session = session
+        session.runner.decoder  # noqa: B018 (DecoderError now, not one failure per file)
         self._lock = contextlib.ExitStack()
-        self._lock.enter_context(exclusive(runner.lock_path))  # Busy: no analysis
+        self._lock.enter_context(exclusive(session.lock_path))  # Busy: no analysis
         self.summary = Summary()
         self._queue: queue.Queue[Job | object] = queue.Queue()
-        self._planner: Planner = runner.planner()
+        self._planner: Planner = session.runner.planner()
         self._error: BaseException | None = None
         self._started = time.monotonic()
         self.imported: set[int] = set()
@@ -55,14 +57,14 @@ class ImportAnalysis:
         if self._error is not None:
             raise self._error
         self.summary.skipped = self._planner.skipped
-        self.summary.derived = self.runner.refresh()
+        self.summary.derived = self.session.fields.derive()
         self.summary.wall_seconds = time.monotonic() - self._started
         return self.summary
 
     def close(self) -> None:
         """Let the next analysis of this library start."""
         self._lock.close()
-        self.runner.close()
+        self.session.close()
 
     def _jobs(self) -> Iterator[Job | Idle]:
         while True:
@@ -78,6 +80,6 @@ class ImportAnalysis:
 
     def _work(self) -> None:
         try:
-            self.runner.analyze(self._jobs(), self.summary)
+            self.session.runner.analyze(self._jobs(), self.summary)
         except BaseException as exc:  # handed to finish(), in the importing thread
             self._error = exc

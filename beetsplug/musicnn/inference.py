@@ -1,8 +1,8 @@
 """One MusiCNN model per process, shared by every analyzer thread.
 
-Two engines run the same frozen graph. ``Model`` (backend ``tensorflow``,
+Two engines run the same frozen graph. ``TensorflowPredictor`` (backend ``tensorflow``,
 the default) uses the tensorflow package: its session releases the GIL
-and runs faster. ``EssentiaModel`` (backend ``essentia``) uses essentia's
+and runs faster. ``EssentiaPredictor`` (backend ``essentia``) uses essentia's
 bundled TensorFlow, the path essentia's own ``TensorflowPredictMusiCNN``
 takes: the baseline, and a fallback. ``import_tensorflow`` is the only
 place tensorflow is imported; after it, importing essentia (whose bundled
@@ -28,9 +28,8 @@ from .features import MEL_BANDS, PATCH_SIZE
 from .provision import ModelInfo
 
 _lock = threading.Lock()
-_models: dict[tuple[Path, str, int, int], Predictor] = {}
+_predictors: dict[tuple[Path, str, int, int], Predictor] = {}
 loads = 0  # how many graphs this process has loaded; tests read it
-BACKENDS = ("tensorflow", "essentia")
 
 
 class Predictor(Protocol):
@@ -85,10 +84,10 @@ def import_tensorflow() -> ModuleType:
     return tf
 
 
-class Model:
+class TensorflowPredictor:
     """A frozen MusiCNN graph in a TF session: patches in, tags and embeddings out."""
 
-    def __init__(self, graph: Path, info: ModelInfo, intra_threads: int, inter_threads: int):
+    def __init__(self, graph: Path, model_info: ModelInfo, intra_threads: int, inter_threads: int):
         global loads
         tf = import_tensorflow()
         graph_def = tf.compat.v1.GraphDef()
@@ -97,10 +96,10 @@ class Model:
             tf_graph = tf.Graph()
             with tf_graph.as_default():
                 tf.compat.v1.import_graph_def(graph_def, name="")
-            self._input = tf_graph.get_tensor_by_name(info.input + ":0")
+            self._input = tf_graph.get_tensor_by_name(model_info.input + ":0")
             self._outputs = [
-                tf_graph.get_tensor_by_name(info.predictions + ":0"),
-                tf_graph.get_tensor_by_name(info.embeddings + ":0"),
+                tf_graph.get_tensor_by_name(model_info.predictions + ":0"),
+                tf_graph.get_tensor_by_name(model_info.embeddings + ":0"),
             ]
         except Exception as exc:  # protobuf and TF raise many kinds
             raise ModelError(
@@ -113,7 +112,7 @@ class Model:
         )
         with _quiet_native_stderr():
             self._session = tf.compat.v1.Session(graph=tf_graph, config=config)
-        self.classes = info.classes
+        self.classes = model_info.classes
         loads += 1
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +122,7 @@ class Model:
         return tags, embeddings
 
 
-class EssentiaModel:
+class EssentiaPredictor:
     """The same graph run by essentia's bundled TensorFlow 2.5 (``backend: essentia``).
 
     It holds the GIL while it computes, so feature extraction waits for it,
@@ -131,7 +130,7 @@ class EssentiaModel:
     first: that is why it is not the default.
     """
 
-    def __init__(self, graph: Path, info: ModelInfo):
+    def __init__(self, graph: Path, model_info: ModelInfo):
         global loads
         try:
             with _quiet_native_stderr():
@@ -141,11 +140,14 @@ class EssentiaModel:
             raise ModelError(f"backend essentia is unavailable: {exc}") from exc
         essentia.log.infoActive = False
         self._pool = essentia.Pool
-        self._input, self._outputs = info.input, (info.predictions, info.embeddings)
+        self._input, self._outputs = (
+            model_info.input,
+            (model_info.predictions, model_info.embeddings),
+        )
         try:
             with _quiet_native_stderr():
                 self._run = es.TensorflowPredict(
-                    graphFilename=str(graph), inputs=[info.input], outputs=list(self._outputs)
+                    graphFilename=str(graph), inputs=[model_info.input], outputs=list(self._outputs)
                 )
                 self.predict(np.zeros((1, PATCH_SIZE, MEL_BANDS), np.float32))  # its notices
         except RuntimeError as exc:
@@ -153,7 +155,7 @@ class EssentiaModel:
         loads += 1
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """As ``Model.predict``; essentia wants 4-d tensors, (n, 1, 187, 96)."""
+        """As ``TensorflowPredictor.predict``; essentia wants 4-d tensors, (n, 1, 187, 96)."""
         _check_shape(patches)
         pool = self._pool()
         pool.set(self._input, np.ascontiguousarray(patches[:, None], np.float32))
@@ -167,9 +169,9 @@ def _check_shape(patches: np.ndarray) -> None:
         raise ValueError(f"patches must be (n, {PATCH_SIZE}, {MEL_BANDS}), not {patches.shape}")
 
 
-def shared_model(
+def shared_predictor(
     graph: Path,
-    info: ModelInfo,
+    model_info: ModelInfo,
     backend: str = "tensorflow",
     intra_threads: int = 0,
     inter_threads: int = 0,
@@ -177,9 +179,11 @@ def shared_model(
     """The process-wide model for ``graph`` on ``backend``, loaded on first use."""
     key = (graph, backend, intra_threads, inter_threads)
     with _lock:
-        if key not in _models:
+        if key not in _predictors:
             if backend == "essentia":
-                _models[key] = EssentiaModel(graph, info)
+                _predictors[key] = EssentiaPredictor(graph, model_info)
             else:
-                _models[key] = Model(graph, info, intra_threads, inter_threads)
-        return _models[key]
+                _predictors[key] = TensorflowPredictor(
+                    graph, model_info, intra_threads, inter_threads
+                )
+        return _predictors[key]

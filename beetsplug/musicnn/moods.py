@@ -10,48 +10,13 @@ whenever the library or the configuration changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import MoodConfigError
-
-
-@dataclass(frozen=True)
-class Mood:
-    """A mood label, the model tags whose mean activation scores it, and its threshold."""
-
-    name: str
-    tags: tuple[str, ...]
-    threshold: float
-
-    @property
-    def field(self) -> str:
-        return f"musicnn_{self.name}"
-
-
-def parse_moods(config: Mapping[str, Mapping[str, object]]) -> list[Mood]:
-    """Moods from the ``moods`` configuration; labels may not contain each other.
-
-    A mood whose tag list is empty is switched off. ``mood:happy`` is a
-    substring query, so a label inside another label (``happy`` in
-    ``unhappy``) would match tracks it should not.
-    """
-    moods = []
-    for name, spec in config.items():
-        tags = spec.get("tags", [])
-        if not isinstance(tags, list | tuple):
-            raise MoodConfigError(f"mood {name!r}: tags must be a list of model tags")
-        if tags:
-            moods.append(Mood(name, tuple(map(str, tags)), float(spec.get("threshold", 0.75))))
-    for a in moods:
-        for b in moods:
-            if a is not b and a.name.lower() in b.name.lower():
-                raise MoodConfigError(
-                    f"mood label {a.name!r} is part of {b.name!r}: `mood:{a.name}` would match both"
-                )
-    return moods
+if TYPE_CHECKING:
+    from .config import Settings
+    from .provision import ModelInfo
 
 
 def percentile_ranks(raw: np.ndarray) -> np.ndarray:
@@ -73,30 +38,20 @@ def percentile_ranks(raw: np.ndarray) -> np.ndarray:
 class Deriver:
     """Computes every derived field of a track from its tag vector."""
 
-    def __init__(
-        self,
-        classes: Sequence[str],
-        genres: Sequence[str],
-        moods: Sequence[Mood],
-        tag_threshold: float,
-        max_tags: int,
-    ):
-        index = {name: i for i, name in enumerate(classes)}
-        for mood in moods:
-            unknown = [t for t in mood.tags if t not in index]
-            if unknown:
-                raise MoodConfigError(
-                    f"mood {mood.name!r} uses tags the model does not have: {', '.join(unknown)}"
-                )
-        self.moods = list(moods)
-        self._mood_columns = [[index[t] for t in m.tags] for m in moods]
-        self._genres = np.array([index[g] for g in genres])
-        self._labels = [name.lower() for name in classes]
-        self.tag_threshold = tag_threshold
-        self.max_tags = max_tags
+    def __init__(self, model_info: ModelInfo, settings: Settings):
+        """``settings`` are checked: every mood tag is one of the model's."""
+        index = {name: i for i, name in enumerate(model_info.classes)}
+        self.moods = list(settings.moods)
+        self._mood_columns = [[index[t] for t in m.tags] for m in self.moods]
+        self._genres = np.array([index[g] for g in model_info.groups["genres"]])
+        self._labels = [name.lower() for name in model_info.classes]
+        self.tag_threshold = settings.tag_threshold
+        self.max_tags = settings.max_tags
 
     def raw_moods(self, tags: np.ndarray) -> np.ndarray:
         """(n, classes) activations to (n, moods) raw mood scores."""
+        if not self._mood_columns:
+            return np.empty((len(tags), 0))
         return np.stack([tags[:, cols].mean(1) for cols in self._mood_columns], axis=1)
 
     def fields(self, tags: np.ndarray, scores: np.ndarray) -> dict[str, object]:

@@ -1,38 +1,35 @@
-"""The beets glue: configuration, field types, ``beet musicnn`` and the import hook.
+"""The beets glue: field types, ``beet musicnn``, ``musicnn-similar``, import and removal.
 
 Kept thin and cheap to import: numpy, essentia and tensorflow load only
 when something is analyzed, so enabling the plugin costs ``beet`` nothing
-noticeable.
+noticeable. Every expected failure (``MusicnnError``) becomes one
+``ui.UserError`` line here, and nowhere else.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from beets import config as beets_config
 from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
-from .discovery import SimilarQuery
-from .writing import register_mood_tag, write_moods
+from .config import DEFAULTS, Settings, load_settings, mood_names
+from .discovery import similar_query
+from .errors import MusicnnError
+from .writing import register_mood_tag
 
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
     from beets.library import Item, Library
 
     from .importing import ImportAnalysis
-    from .runner import Runner
     from .store import Store
-
-DEFAULT_MOODS = {
-    "happy": {"tags": ["happy"], "threshold": 0.75},
-    "sad": {"tags": ["sad"], "threshold": 0.75},
-    "relaxed": {"tags": ["chill", "chillout", "Mellow", "easy listening"], "threshold": 0.75},
-    "party": {"tags": ["party", "dance"], "threshold": 0.75},
-}
 
 
 class MusicnnOpts(Protocol):
@@ -46,33 +43,38 @@ class MusicnnOpts(Protocol):
     remap: bool
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _user_errors(
+    command: Callable[Concatenate[MusicnnPlugin, P], R],
+) -> Callable[Concatenate[MusicnnPlugin, P], R]:
+    """Turn the expected failures into one `error:` line (exit status 1)."""
+
+    @functools.wraps(command)
+    def wrapper(self: MusicnnPlugin, *args: P.args, **kwargs: P.kwargs) -> R:
+        from .runner import Interrupted
+
+        try:
+            return command(self, *args, **kwargs)
+        except MusicnnError as exc:
+            if isinstance(exc, Interrupted):
+                self._log.info("{}", exc.summary)
+            message = str(exc)
+            prefixed = message if message.startswith("musicnn") else f"musicnn: {message}"
+            raise ui.UserError(prefixed) from exc
+
+    return wrapper
+
+
 class MusicnnPlugin(BeetsPlugin):
     def __init__(self) -> None:
         super().__init__("musicnn")  # not the module's name, which is "plugin"
-        self.config.add(
-            {
-                "auto": True,
-                "model": "msd",
-                "graph": "",
-                "model_dir": "",
-                "database": "",
-                "threads": 0,
-                "patch_hop": 187,
-                "batch_size": 1,
-                "backend": "tensorflow",
-                "model_threads": 0,
-                "timeout": 900,
-                "min_free_memory": 512,
-                "ffmpeg": "ffmpeg",
-                "tag_threshold": 0.1,
-                "max_tags": 5,
-                "moods": DEFAULT_MOODS,
-                "similar_count": 20,
-            }
-        )
+        self.config.add(DEFAULTS)
         # Our own field names: acousticbrainz and xtractor already declare
         # mood_happy, danceable... as Float, and unequal types break beets.
-        scores = {f"musicnn_{name}": types.Float(3) for name in _mood_names(self.config["moods"])}
+        scores = {f"musicnn_{name}": types.Float(3) for name in mood_names(self.config)}
         self.item_types = {
             "mood": types.STRING,
             "musicnn_genre": types.STRING,
@@ -85,16 +87,16 @@ class MusicnnPlugin(BeetsPlugin):
         register_mood_tag()
         self._import: ImportAnalysis | None = None
         self._store: Store | None = None
-        if self.config["auto"].get(bool):
+        self._lib: Library | None = None
+        self._checked = False  # the settings were checked (and any error reported)
+        if self.config["auto"].get() is True:
             self.register_listener("import_begin", self.import_begin)
             self.register_listener("import_task_files", self.import_task_files)
             self.register_listener("import", self.import_end)
         self.register_listener("item_removed", self.item_removed)
-        self.register_listener("cli_exit", self.close_store)
+        self.register_listener("cli_exit", self.cli_exit)
         self.register_listener("library_opened", self.library_opened)
-        self._lib: Library | None = None
-        SimilarQuery.resolve = self.resolve_similar
-        self.item_queries = {"similar": SimilarQuery}
+        self.item_queries = {"similar": similar_query(self.resolve_similar)}
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("musicnn", help="tag moods and genres by listening with MusiCNN")
@@ -130,14 +132,15 @@ class MusicnnPlugin(BeetsPlugin):
         )  # fmt: skip
         cmd.parser.add_option(
             "--remap", action="store_true", default=False,
-            help="only re-derive every field from the stored analyses (no audio is decoded)",
+            help="only derive every field again from the stored analyses (no audio is decoded)",
         )  # fmt: skip
         cmd.func = self.command
         similar = ui.Subcommand("musicnn-similar", help="list the tracks that sound most alike")
         similar.parser.usage += " QUERY"
         similar.parser.add_option(
-            "-n", "--count", type="int", default=10, help="how many tracks (default 10)"
-        )
+            "-n", "--count", type="int", default=None,
+            help="how many tracks (default: the similar_count option)",
+        )  # fmt: skip
         similar.parser.add_option(
             "--where", action="append", default=[], metavar="QUERY",
             help="only tracks matching this beets query (repeat to add terms)",
@@ -148,17 +151,58 @@ class MusicnnPlugin(BeetsPlugin):
         similar.func = self.similar_command
         return [cmd, similar]
 
+    def _settings(self, lib: Library, **overrides: Any) -> Settings:
+        """The checked settings for ``lib`` (ConfigError names a bad option)."""
+        self._checked = True
+        library = Path(os.fsdecode(lib.path))
+        return load_settings(self.config, library, Path(beets_config.config_dir()), **overrides)
+
+    @_user_errors
+    def command(self, lib: Library, opts: MusicnnOpts, args: list[str]) -> None:
+        from .lock import exclusive
+        from .runner import Summary
+        from .session import Session
+
+        if opts.album:
+            items = [item for album in lib.albums(args) for item in album.items()]
+        else:
+            items = list(lib.items(args))
+        settings = self._settings(lib, threads=opts.threads)
+        if opts.failed:
+            _list_failures(self._open_store(settings).failures(), items)
+            return
+        session = Session(lib, settings, self._log)
+        try:
+            if opts.pretend:
+                plan = session.runner.plan(items, force=opts.force, retry_failed=opts.retry_failed)
+                for _job, item in plan.jobs:
+                    ui.print_(format(item))
+                ui.print_(f"{len(plan.jobs)} to analyze, {plan.skipped} up to date")
+                return
+            with exclusive(session.lock_path):
+                if opts.remap:
+                    summary = Summary(derived=session.fields.derive())
+                else:
+                    summary = session.analyze(
+                        items, force=opts.force, retry_failed=opts.retry_failed
+                    )
+                if ui.should_write(opts.write):
+                    session.write_moods({i.id for i in items}, opts.force, summary)
+        finally:
+            session.close()
+        self._log.info("{}", summary)
+        if summary.failed:
+            raise ui.UserError(f"{summary.failed} file(s) could not be analyzed (see above)")
+
+    @_user_errors
     def similar_command(self, lib: Library, opts: Any, args: list[str]) -> None:
-        from .discovery import nearest, open_index, print_results, write_m3u
-        from .errors import NotReady
+        from .discovery import print_results, write_m3u
 
         if not args:
             raise ui.UserError("give a query for the track(s) to start from")
-        try:
-            index = open_index(self._open_store(lib), self.config["model"].as_str())
-            results = nearest(lib, index, list(lib.items(args)), opts.count, opts.where, self._log)
-        except NotReady as exc:
-            raise ui.UserError(f"musicnn-similar: {exc}") from exc
+        settings = self._settings(lib)
+        count = settings.similar_count if opts.count is None else opts.count
+        results = self._nearest(lib, settings, args, count, opts.where)
         if not results:
             ui.print_("nothing matches --where among the analyzed tracks")
         items = print_results(lib, results)
@@ -168,73 +212,37 @@ class MusicnnPlugin(BeetsPlugin):
 
     def resolve_similar(self, pattern: str) -> list[int]:
         """The ids ``similar:PATTERN`` matches: the nearest items to PATTERN's."""
-        from beets.library import Library
-
-        from .discovery import nearest, open_index
-        from .errors import NotReady
-
-        lib = self._lib or Library(beets_config["library"].as_filename())
+        if self._lib is None:
+            self._log.warning("similar:{}: no library open", pattern)
+            return []
         try:
-            index = open_index(self._open_store(lib), self.config["model"].as_str())
-            seeds = list(lib.items(pattern))
-            count = self.config["similar_count"].get(int)
-            return [item_id for item_id, _ in nearest(lib, index, seeds, count, [], self._log)]
-        except NotReady as exc:
+            settings = self._settings(self._lib)
+            found = self._nearest(self._lib, settings, pattern, settings.similar_count, [])
+        except MusicnnError as exc:
             self._log.warning("similar:{}: {}", pattern, exc)
             return []
+        return [item_id for item_id, _ in found]
+
+    def _nearest(
+        self, lib: Library, settings: Settings, seeds: Any, count: int, where: list[str]
+    ) -> list[tuple[int, float]]:
+        """The ``count`` items nearest to those the query ``seeds`` matches."""
+        from .discovery import nearest, open_index
+
+        index = open_index(self._open_store(settings), settings.model_name)
+        return nearest(lib, index, list(lib.items(seeds)), count, where, self._log)
 
     def library_opened(self, lib: Library) -> None:
         self._lib = lib
 
-    def command(self, lib: Library, opts: MusicnnOpts, args: list[str]) -> None:
-        from .errors import Busy, ModelError
-        from .lock import exclusive
-        from .runner import Interrupted, Summary
-
-        if opts.album:
-            items = [item for album in lib.albums(args) for item in album.items()]
-        else:
-            items = list(lib.items(args))
-        runner = self._runner(lib, threads=opts.threads)
-        try:
-            if opts.failed:
-                _list_failures(runner.store.failures(), items)
-                return
-            if opts.pretend:
-                planned, planner = runner.plan(items, opts.force, opts.retry_failed)
-                for _job, item in planned:
-                    ui.print_(format(item))
-                ui.print_(f"{len(planned)} to analyze, {planner.skipped} up to date")
-                return
-            with exclusive(runner.lock_path):
-                if opts.remap:
-                    summary = Summary(derived=runner.refresh())
-                else:
-                    summary = runner.run(items, opts.force, opts.retry_failed)
-                if ui.should_write(opts.write):
-                    summary.written, summary.kept = write_moods(
-                        lib,
-                        runner.store,
-                        runner.moods({i.id for i in items}),
-                        opts.force,
-                        self._log,
-                    )
-        except Interrupted as exc:
-            self._log.info("{}", exc.summary)
-            raise ui.UserError(f"{exc}; all finished work is kept: run again to go on") from None
-        except (ModelError, Busy) as exc:
-            raise ui.UserError(f"musicnn: {exc}") from exc
-        finally:
-            runner.close()
-        self._log.info("{}", summary)
-        if summary.failed:
-            raise ui.UserError(f"{summary.failed} file(s) could not be analyzed (see above)")
-
     def import_begin(self, session: ImportSession) -> None:
         from .importing import ImportAnalysis
+        from .session import Session
 
         try:
-            self._import = ImportAnalysis(self._runner(session.lib))
+            self._import = ImportAnalysis(
+                Session(session.lib, self._settings(session.lib), self._log)
+            )
         except Exception as exc:  # no analysis, but never a failed import
             self._log.error("not analyzing during this import: {}", exc)
 
@@ -250,13 +258,7 @@ class MusicnnPlugin(BeetsPlugin):
         try:
             summary = analysis.finish()
             if ui.should_write():
-                summary.written, summary.kept = write_moods(
-                    lib,
-                    analysis.runner.store,
-                    analysis.runner.moods(analysis.imported),
-                    False,
-                    self._log,
-                )
+                analysis.session.write_moods(analysis.imported, False, summary)
             ui.print_(f"musicnn: {summary}")
         except Exception as exc:
             self._log.error("analysis during import failed: {}", exc)
@@ -264,55 +266,34 @@ class MusicnnPlugin(BeetsPlugin):
             analysis.close()
 
     def item_removed(self, item: Item) -> None:
-        """Forget a removed item's analysis (`beet rm`)."""
-        self._open_store(item._db).remove([item.id])
+        """Forget a removed item's analysis (`beet rm`); never in the way of the removal."""
+        if self._lib is None:
+            return
+        try:
+            settings = self._settings(self._lib)
+            if settings.database.exists():  # no analysis yet: nothing to forget, nothing made
+                self._open_store(settings).remove([item.id])
+        except MusicnnError as exc:
+            self._log.warning("{}: its analysis stays in the plugin database: {}", item, exc)
 
-    def _open_store(self, lib: Library) -> Store:
+    def _open_store(self, settings: Settings) -> Store:
         """The plugin database, opened once per command."""
         from .store import Store
 
         if self._store is None:
-            self._store = Store(_path_option(self.config["database"], _beside_library(lib)))
+            self._store = Store(settings.database)
         return self._store
 
-    def close_store(self, lib: Library) -> None:
+    def cli_exit(self, lib: Library) -> None:
+        """Close the database; warn of a bad option no musicnn command has reported."""
         if self._store is not None:
             self._store.close()
             self._store = None
-
-    def _runner(self, lib: Library, threads: int | None = None) -> Runner:
-        from .errors import ModelError, MoodConfigError
-        from .inference import BACKENDS
-        from .moods import parse_moods
-        from .runner import Runner, Settings
-
-        c = self.config
-        try:
-            settings = Settings(
-                model=c["model"].as_str(),
-                graph=Path(c["graph"].as_filename()) if c["graph"].get() else None,
-                model_dir=_path_option(c["model_dir"], Path(beets_config.config_dir()) / "musicnn"),
-                database=_path_option(c["database"], _beside_library(lib)),
-                threads=threads if threads is not None else c["threads"].get(int),
-                patch_hop=c["patch_hop"].get(int),
-                batch_size=c["batch_size"].get(int),
-                backend=c["backend"].as_choice(BACKENDS),
-                model_threads=c["model_threads"].get(int),
-                timeout=c["timeout"].as_number(),
-                min_free_memory=int(c["min_free_memory"].as_number() * 2**20),
-                ffmpeg=tuple(c["ffmpeg"].as_str_seq()),
-                moods=tuple(parse_moods(_moods(c["moods"]))),
-                tag_threshold=c["tag_threshold"].as_number(),
-                max_tags=c["max_tags"].get(int),
-            )
-            return Runner(lib, settings, self._log)
-        except (ModelError, MoodConfigError) as exc:
-            raise ui.UserError(f"musicnn: {exc}") from exc
-
-
-def _mood_names(view: Any) -> list[str]:
-    """Mood names from every config source (a confuse view, not a dict)."""
-    return list(view.keys())
+        if not self._checked:
+            try:
+                self._settings(lib)
+            except MusicnnError as exc:
+                self._log.warning("{} (`beet musicnn` stops until it is fixed)", exc)
 
 
 def _list_failures(failures: dict[int, tuple[bytes, str, float]], items: list[Item]) -> None:
@@ -326,27 +307,3 @@ def _list_failures(failures: dict[int, tuple[bytes, str, float]], items: list[It
             ui.print_(f"{item.filepath}: {error} ({stamp})")
             listed += 1
     ui.print_(f"{listed} failed item(s); `beet musicnn --retry-failed` tries them again")
-
-
-def _moods(view: Any) -> dict[str, dict[str, object]]:
-    """The moods, merged key by key, so a user may change one threshold only."""
-    moods: dict[str, dict[str, object]] = {}
-    for name in _mood_names(view):
-        tags = view[name]["tags"]
-        spec: dict[str, object] = {"tags": tags.as_str_seq() if tags.exists() else []}
-        if view[name]["threshold"].exists():
-            spec["threshold"] = view[name]["threshold"].as_number()
-        moods[name] = spec
-    return moods
-
-
-def _path_option(view: Any, default: Path) -> Path:
-    return Path(view.as_filename()) if view.get() else default
-
-
-def _beside_library(lib: Library) -> Path:
-    """musicnn.db next to the library database (or the config dir for in-memory ones)."""
-    library = os.fsdecode(lib.path)
-    if library == ":memory:":
-        return Path(beets_config.config_dir()) / "musicnn.db"
-    return Path(library).with_name("musicnn.db")

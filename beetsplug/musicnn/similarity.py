@@ -75,32 +75,32 @@ _cache: dict[tuple[str, str], tuple[int, Index]] = {}
 _lock = threading.Lock()
 
 
-def load_index(store: Store, model: str) -> Index:
-    """The library's index for ``model``, cached until the database changes.
+def load_index(store: Store, model_id: str) -> Index:
+    """The library's index for ``model_id``, cached until the database changes.
 
     Cached in this process, and on disk beside the database (one .npz per
     model), since reading 100,000 embeddings from SQLite takes far longer
     than reading one array file.
     """
-    key = (str(store.path), model)
+    key = (str(store.path), model_id)
     version = store.version()
     with _lock:
         cached = _cache.get(key)
         if cached is None or cached[0] != version:
-            cached = (version, _from_disk(store, model, version))
+            cached = (version, _from_disk(store, model_id, version))
             _cache[key] = cached
         return cached[1]
 
 
-def _from_disk(store: Store, model: str, version: int) -> Index:
-    path = Path(f"{store.path}.{model}.npz")
+def _from_disk(store: Store, model_id: str, version: int) -> Index:
+    path = Path(f"{store.path}.{model_id}.npz")
     try:
         with np.load(path) as saved:
             if int(saved["version"]) == version:
                 return Index.of_unit_rows(saved["ids"], saved["unit"])
     except (OSError, ValueError, KeyError):
         pass
-    index = Index.build(*store.embeddings(model))
+    index = Index.build(*store.embeddings(model_id))
     try:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, version=version, ids=index.ids, unit=index.matrix)
