@@ -233,6 +233,7 @@ class Settings:
     tag_threshold: float = option("tag_threshold", 0.1, number(0, 1))
     max_tags: int = option("max_tags", 5, number(0, whole=True))
     similar_count: int = option("similar_count", 20, number(1, whole=True))
+    silence_level: float = option("silence_level", -60, number(-200, 0))  # dBFS, whole track
     moods: tuple[Mood, ...] = option("moods", None, mood_list)
 
 

@@ -8,7 +8,7 @@ again. Current values are read with one SQL query per table, and only the
 items and albums whose fields differ are loaded and stored, so a run that
 changes nothing stays fast on a large library.
 
-A track that is silent as a whole (its level under ``SILENCE_LEVEL``)
+A track that is silent as a whole (its level under ``silence_level``)
 says nothing about mood or genre: it gets none of those fields, is left
 out of the ranks and of ``similar``, and is counted apart.
 """
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from .store import Analysis, Store
 
 WRITE_BATCH = 200  # library rows written per transaction
-SILENCE_LEVEL = -60.0  # dBFS: a whole track quieter than this is silent
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class LibraryFields:
         return [*self.album_fields, "musicnn_tags"]
 
     def silent(self, analysis: Analysis) -> bool:
-        return analysis.level is not None and analysis.level < SILENCE_LEVEL
+        return analysis.level is not None and analysis.level < self.settings.silence_level
 
     def derive(self) -> Derived:
         """Write the derived fields of analyzed items and their albums where they changed."""
