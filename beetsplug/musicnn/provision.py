@@ -129,11 +129,15 @@ def _build(info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], N
     out.parent.mkdir(parents=True, exist_ok=True)
     report(f"freezing the {info.name} checkpoint into {out} (once)")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    # Run in the cache folder: ``-m`` puts the working directory first on
+    # sys.path, and a checkout's own beetsplug/ there would shadow this package.
+    paths = [str(source.absolute()), str(out.absolute())]
     proc = subprocess.run(
-        [sys.executable, "-m", "beetsplug.musicnn.freeze", str(source), str(out)],
+        [sys.executable, "-m", "beetsplug.musicnn.freeze", *paths],
         capture_output=True,
         text=True,
         env=env,
+        cwd=out.parent,
     )
     if proc.returncode != 0 or not out.is_file():
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
