@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Idempotent set-up: ffmpeg, a virtualenv in .venv with the plugin (editable)
-# and its test tools, and the MusiCNN weights (musicnn==0.1.0 without its
-# obsolete dependency pins). Sourced by demo.sh and test.sh.
+# Idempotent set-up: ffmpeg (the tests and the demo encode audio with it), a
+# virtualenv in .venv with the plugin (editable) and its test tools, and
+# musicnn==0.1.0 for the tests only, which compare our network with its own
+# (without its obsolete dependency pins; the plugin ships the weights itself).
+# Run by demo.sh, test.sh and install-check.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import beetsplug.musicnn, musicnn.configuration, samplerate, tf_keras" 2>/dev/null; then
+if ! .venv/bin/python -c "import beetsplug.musicnn, imageio_ffmpeg, musicnn.configuration, samplerate, tf_keras" 2>/dev/null; then
     echo "setup: installing beets-musicnn and its dependencies (a few minutes the first time)" >&2
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[test]'
