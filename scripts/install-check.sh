@@ -15,7 +15,9 @@ tracks=$(.venv/bin/python -m tests.synth "$WORK/incoming" | wc -l)
 
 echo "install-check: pip install . into a fresh virtualenv (a few minutes)"
 "${PYTHON:-python3}" -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install -q .
+# Build outputs go to $WORK: a build/lib in the checkout would keep stale files.
+printf '[build]\nbuild_base = %s\n' "$WORK/build" > "$WORK/build.cfg"
+DIST_EXTRA_CONFIG="$WORK/build.cfg" "$WORK/venv/bin/python" -m pip install -q .
 
 mkdir "$WORK/beets"
 cat > "$WORK/beets/config.yaml" <<YAML

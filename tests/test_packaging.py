@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -59,9 +60,12 @@ def test_shipped_weights_are_musicnns(model: str) -> None:
 
 def test_wheel_ships_the_weights_and_their_licence(tmp_path: Path) -> None:
     """What ``pip install .`` installs: setuptools' globs would silently skip a dotfile."""
+    # Build outputs go to tmp_path: a build/lib in the checkout would keep stale files.
+    config = tmp_path / "build.cfg"
+    config.write_text(f"[build]\nbuild_base = {tmp_path / 'build'}\n")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        check=True, capture_output=True, env={**os.environ, "DIST_EXTRA_CONFIG": str(config)},
     )  # fmt: skip
     (wheel,) = tmp_path.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
