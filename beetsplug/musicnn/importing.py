@@ -31,9 +31,13 @@ _DONE = object()
 class ImportAnalysis:
     def __init__(self, session: Session):
         self.session = session
-        session.runner.decoder  # noqa: B018 (DecoderError now, not one failure per file)
         self._lock = contextlib.ExitStack()
-        self._lock.enter_context(exclusive(session.lock_path))  # Busy: no analysis
+        try:
+            session.runner.decoder  # noqa: B018 (DecoderError now, not one failure per file)
+            self._lock.enter_context(exclusive(session.lock_path))  # Busy: no analysis
+        except BaseException:
+            session.close()
+            raise
         self.summary = Summary()
         self._queue: queue.Queue[Job | object] = queue.Queue()
         self._planner: Planner = session.runner.planner()

@@ -89,6 +89,7 @@ class MusicnnPlugin(BeetsPlugin):
         self._store: Store | None = None
         self._lib: Library | None = None
         self._checked = False  # the settings were checked (and any error reported)
+        self._loaded: dict[tuple[Any, ...], Settings] = {}
         if self.config["auto"].get() is True:
             self.register_listener("import_begin", self.import_begin)
             self.register_listener("import_task_files", self.import_task_files)
@@ -152,10 +153,13 @@ class MusicnnPlugin(BeetsPlugin):
         return [cmd, similar]
 
     def _settings(self, lib: Library, **overrides: Any) -> Settings:
-        """The checked settings for ``lib`` (ConfigError names a bad option)."""
+        """The checked settings for ``lib`` (ConfigError names a bad option), once each."""
         self._checked = True
-        library = Path(os.fsdecode(lib.path))
-        return load_settings(self.config, library, Path(beets_config.config_dir()), **overrides)
+        key = (lib.path, tuple(sorted(overrides.items())))
+        if key not in self._loaded:
+            library, config_dir = Path(os.fsdecode(lib.path)), Path(beets_config.config_dir())
+            self._loaded[key] = load_settings(self.config, library, config_dir, **overrides)
+        return self._loaded[key]
 
     @_user_errors
     def command(self, lib: Library, opts: MusicnnOpts, args: list[str]) -> None:
