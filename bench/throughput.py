@@ -53,11 +53,11 @@ def _graph() -> Path:
 
 def _zoo_graph() -> Path:
     """The checkpoint frozen as it is (bench.zoo_graph), made once."""
-    from beetsplug.musicnn.provision import ModelInfo, checkpoint_dir
+    from beetsplug.musicnn.provision import ModelInfo, checkpoint
 
     out = MODELS / "msd-musicnn-zoo.pb"
     if not out.exists():
-        source = checkpoint_dir(ModelInfo.load("msd"))
+        source = checkpoint(ModelInfo.load("msd"))
         subprocess.run(python("-m", "bench.zoo_graph", str(source), str(out)), check=True)
     return out
 

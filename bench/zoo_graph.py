@@ -1,8 +1,8 @@
 """The checkpoint frozen as it is, the graph essentia's model zoo ships (msd-musicnn-1.pb).
 
-Run: python -m bench.zoo_graph CHECKPOINT_DIR OUT.pb (bench.throughput does,
-in a subprocess: it imports tensorflow). The baselines run essentia on this
-graph, as an essentia user would, not on our rewritten one
+Run: python -m bench.zoo_graph CHECKPOINT OUT.pb, CHECKPOINT being the files'
+prefix (bench.throughput does, in a subprocess: it imports tensorflow). The
+baselines run essentia on this graph, as an essentia user would, not on our rewritten one
 (beetsplug/musicnn/freeze.py), which would speed essentia up too.
 """
 
@@ -16,7 +16,7 @@ OUTPUTS = ("model/Sigmoid", "model/dense/BiasAdd")
 IS_TRAINING = "model/Placeholder_2"
 
 
-def freeze(checkpoint_dir: Path, out: Path) -> None:
+def freeze(checkpoint: Path, out: Path) -> None:
     """The inference sub-graph of the meta graph, variables as Consts, is_training False."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
@@ -24,9 +24,9 @@ def freeze(checkpoint_dir: Path, out: Path) -> None:
     from tensorflow.core.protobuf import meta_graph_pb2
 
     meta = meta_graph_pb2.MetaGraphDef()
-    meta.ParseFromString((checkpoint_dir / ".meta").read_bytes())
+    meta.ParseFromString(Path(f"{checkpoint}.meta").read_bytes())
     sub = tf.compat.v1.graph_util.extract_sub_graph(meta.graph_def, list(OUTPUTS))
-    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint_dir) + "/")
+    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint))
     frozen = graph_pb2.GraphDef()
     frozen.versions.CopyFrom(sub.versions)
     for node in sub.node:

@@ -21,7 +21,7 @@ import numpy as np
 import psutil
 
 from .batching import Batcher, Stopped, Tally
-from .decode import DecodeError, Decoding, Fingerprint
+from .decode import DecodeError, Decoding, Fingerprint, decoder_command
 from .errors import MusicnnError
 from .features import PATCH_SIZE, SAMPLE_RATE, MelStream, Patcher
 from .inference import Predictor
@@ -112,7 +112,7 @@ class Analyzer:
         self.threads = threads or default_threads()
         self.patch_hop = patch_hop
         self.batch_size = batch_size
-        self.decoder = tuple(decoder)
+        self.decoder = decoder_command(decoder)  # DecoderError now, not per file
         self.timeout = timeout
         self.min_free_memory = min_free_memory
         self.notice = notice

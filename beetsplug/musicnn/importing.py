@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .analyzer import IDLE, IDLE_POLL, Idle, Job
+from .decode import decoder_command
 from .lock import exclusive
 from .runner import Planner, Summary
 from .session import Session
@@ -33,7 +34,7 @@ class ImportAnalysis:
         self.session = session
         self._lock = contextlib.ExitStack()
         try:
-            session.runner.decoder  # noqa: B018 (DecoderError now, not one failure per file)
+            decoder_command(session.settings.ffmpeg)  # DecoderError now, not per file
             self._lock.enter_context(exclusive(session.lock_path))  # Busy: no analysis
         except BaseException:
             session.close()

@@ -298,6 +298,7 @@ class MusicnnPlugin(BeetsPlugin):
                 self._settings(lib)
             except MusicnnError as exc:
                 self._log.warning("{} (`beet musicnn` stops until it is fixed)", exc)
+        self._loaded.clear()  # the next command reads the configuration afresh
 
 
 def _list_failures(failures: dict[int, tuple[bytes, str, float]], items: list[Item]) -> None:

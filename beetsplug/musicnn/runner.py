@@ -9,14 +9,12 @@ is another job (``derive.LibraryFields``).
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .analyzer import Analyzer, Failure, Idle, Job, Outcome, Result, Unchanged
-from .decode import decoder_command
 from .derive import Derived
 from .errors import MusicnnError
 from .inference import shared_predictor
@@ -113,11 +111,6 @@ class Runner:
         self.graph = graph
         self.log = log
 
-    @functools.cached_property
-    def decoder(self) -> tuple[str, ...]:
-        """The decoder command, checked before the first file (DecoderError if none)."""
-        return decoder_command(self.settings.ffmpeg)
-
     def planner(self, *, force: bool = False, retry_failed: bool = False) -> Planner:
         return Planner(
             self.store.stamps(),
@@ -146,7 +139,7 @@ class Runner:
             threads=s.threads,
             patch_hop=s.patch_hop,
             batch_size=s.batch_size,
-            decoder=self.decoder,
+            decoder=s.ffmpeg,
             timeout=s.timeout,
             min_free_memory=s.min_free_memory,
             notice=lambda msg: self.log.warning("{}", msg),
