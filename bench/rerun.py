@@ -48,7 +48,8 @@ def build(root: Path, count: int) -> None:
                 item.id, item.path, rng.beta(0.5, 20, 50).astype(np.float32),
                 rng.normal(size=200).astype(np.float32), 60, 200.0, fingerprint, -20.0,
             )  # fmt: skip
-            store.save(result, Stamp(st.st_size, st.st_mtime, fingerprint, graph.model_id, 187))
+            stamp = Stamp(st.st_size, st.st_mtime, fingerprint, graph.model_id, 187)
+            store.save(result, stamp, "tensorflow f32")
     store.close()
     lib._close()
     (root / "config.yaml").write_text(

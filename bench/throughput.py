@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,14 +51,10 @@ def _graph() -> Path:
 
 
 def _zoo_graph() -> Path:
-    """The checkpoint frozen as it is (bench.zoo_graph), made once."""
-    from beetsplug.musicnn.provision import ModelInfo, checkpoint
+    """The checkpoint frozen as it is (essentia's model-zoo graph), made once."""
+    from beetsplug.musicnn.provision import ModelInfo, provide
 
-    out = MODELS / "msd-musicnn-zoo.pb"
-    if not out.exists():
-        source = checkpoint(ModelInfo.load("msd"))
-        subprocess.run(python("-m", "bench.zoo_graph", str(source), str(out)), check=True)
-    return out
+    return provide(ModelInfo.load("msd"), MODELS, structure="original").path
 
 
 def part_essentia(paths: list[Path], hop: int, graph: Path) -> dict[str, float]:

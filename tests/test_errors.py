@@ -66,7 +66,7 @@ def failures(database: Path) -> int:
         ("patch_hop: 0", "musicnn.patch_hop: 0 is not allowed: use a whole number at least 1"),
         ("batch_size: abc", "musicnn.batch_size: 'abc' is not allowed: use a whole number"),
         ("model: vgg", "musicnn.model: 'vgg' is not allowed: use one of msd, mtt"),
-        ("backend: onnx", "musicnn.backend: 'onnx' is not allowed: use one of tensorflow,"),
+        ("backend: onnx", "musicnn.backend: 'onnx' is not allowed: use one of auto, openvino,"),
         ("timeout: -1", "musicnn.timeout: -1 is not allowed: use a number at least 0"),
         ("tag_threshold: 1.5", "musicnn.tag_threshold: 1.5 is not allowed: use a number at"),
         ("moods: {happy: {tags: [joy]}}", "musicnn.moods.happy: the model has no tag 'joy'"),

@@ -19,7 +19,8 @@ from typing import Any
 from .errors import ConfigError, MoodConfigError
 from .provision import MODELS, ModelInfo
 
-BACKENDS = ("tensorflow", "essentia")
+BACKENDS = ("auto", "openvino", "tensorflow", "essentia")
+PRECISIONS = ("auto", "f32", "bf16")
 DEFAULT_THRESHOLD = 0.75
 
 # Default moods per model. MTT has no happy or sad tags: it gets the two
@@ -123,6 +124,20 @@ def choice(choices: tuple[str, ...]) -> Check:
     return check
 
 
+def auto_or(check: Check) -> Check:
+    """``auto`` (None: the engine's measured best) or a value ``check`` accepts."""
+
+    def checked(key: str, value: Any, source: _Source | None) -> Any:
+        if value == "auto":
+            return None
+        try:
+            return check(key, value, source)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(": use ", ": use auto or ", 1)) from None
+
+    return checked
+
+
 def flag(key: str, value: Any, _source: _Source) -> bool:
     if not isinstance(value, bool):
         raise _bad(key, value, "yes or no")
@@ -222,11 +237,12 @@ class Settings:
     graph: Path | None = option("graph", "", graph_file)  # noqa: RUF009 (metadata only)
     model_dir: Path = option("model_dir", "", cache_dir)  # noqa: RUF009 (metadata only)
     database: Path = option("database", "", database_file)  # noqa: RUF009 (metadata only)
-    backend: str = option("backend", "tensorflow", choice(BACKENDS))
+    backend: str = option("backend", "auto", choice(BACKENDS))
+    precision: str = option("precision", "auto", choice(PRECISIONS))
     threads: int = option("threads", 0, number(0, whole=True))  # 0: from cores and memory
     model_threads: int = option("model_threads", 0, number(0, whole=True))  # 0: the engine's
     patch_hop: int = option("patch_hop", 187, number(1, whole=True))
-    batch_size: int = option("batch_size", 1, number(1, whole=True))
+    batch_size: int | None = option("batch_size", "auto", auto_or(number(1, whole=True)))
     timeout: float = option("timeout", 900, number(0))  # 0: no limit
     min_free_memory: int = option("min_free_memory", 512, megabytes)  # bytes
     ffmpeg: tuple[str, ...] = option("ffmpeg", "ffmpeg", command)

@@ -1,9 +1,14 @@
 """Build an inference graph for a musicnn TF1 checkpoint, every weight a Const.
 
-Run as ``python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb``, CHECKPOINT
-being the prefix of the ``.index`` and ``.data-*`` files. It is
-always run in a subprocess: it imports tensorflow, and tensorflow imported
-before essentia aborts the whole process.
+Run as ``python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb [STRUCTURE]``,
+CHECKPOINT being the prefix of the ``.index``, ``.data-*`` and ``.meta``
+files. It is always run in a subprocess: it imports tensorflow, and
+tensorflow imported before essentia aborts the whole process.
+
+Two structures of the same network, whichever runs faster on an engine and
+CPU (``engine.py`` chooses, from bench/engines.py's sweep): ``original`` is
+the checkpoint's own graph frozen as it is (what essentia's model zoo
+ships as msd-musicnn-1.pb); ``band`` is rewritten as follows.
 
 The checkpoint's own graph computes each front-end block as conv, ReLU,
 batch norm, then a max-pool over the whole frequency axis, so ReLU, batch
@@ -27,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 BUILDER = 2  # bump when the built graph changes: cached graphs are rebuilt
+STRUCTURES = ("band", "original")
+OUTPUTS = ("model/Sigmoid", "model/dense/BiasAdd")
+IS_TRAINING = "model/Placeholder_2"  # the checkpoint graph's batch-norm switch
 EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 TIME_PAD = [[0, 0], [3, 3], [0, 0]]
 PATCH_FRAMES = 187  # musicnn pads time by 3 for its 7-frame kernels
@@ -137,17 +145,53 @@ def build(checkpoint: Path) -> Any:
     return graph.as_graph_def()
 
 
-def freeze(checkpoint: Path, out: Path) -> None:
+def build_original(checkpoint: Path) -> Any:
+    """The checkpoint's own inference sub-graph, variables as Consts, is_training False."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    from tensorflow.core.framework import attr_value_pb2, graph_pb2
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.ParseFromString(Path(f"{checkpoint}.meta").read_bytes())
+    sub = tf.compat.v1.graph_util.extract_sub_graph(meta.graph_def, list(OUTPUTS))
+    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint))
+    frozen = graph_pb2.GraphDef()
+    frozen.versions.CopyFrom(sub.versions)
+    for node in sub.node:
+        new = frozen.node.add()
+        if node.op in ("VariableV2", "Variable"):
+            new.name, new.op = node.name, "Const"
+            new.attr["dtype"].CopyFrom(node.attr["dtype"])
+            tensor = tf.make_tensor_proto(reader.get_tensor(node.name))
+            new.attr["value"].CopyFrom(attr_value_pb2.AttrValue(tensor=tensor))
+        elif node.name == IS_TRAINING:
+            new.name, new.op = node.name, "Const"
+            new.attr["dtype"].CopyFrom(attr_value_pb2.AttrValue(type=tf.bool.as_datatype_enum))
+            new.attr["value"].CopyFrom(attr_value_pb2.AttrValue(tensor=tf.make_tensor_proto(False)))
+        else:
+            new.CopyFrom(node)
+            new.device = ""
+            if "_class" in new.attr:
+                del new.attr["_class"]
+    return frozen
+
+
+def freeze(checkpoint: Path, out: Path, structure: str = "band") -> None:
+    graph = build(checkpoint) if structure == "band" else build_original(checkpoint)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(build(checkpoint).SerializeToString(deterministic=True))
+    tmp.write_bytes(graph.SerializeToString(deterministic=True))
     tmp.replace(out)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb", file=sys.stderr)
+    if len(argv) not in (2, 3) or not set(argv[2:]) <= set(STRUCTURES):
+        print(
+            "usage: python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb [band|original]",
+            file=sys.stderr,
+        )
         return 2
-    freeze(Path(argv[0]), Path(argv[1]))
+    freeze(Path(argv[0]), Path(argv[1]), *argv[2:])
     return 0
 
 

@@ -1,10 +1,13 @@
 """One MusiCNN model per process, shared by every analyzer thread.
 
-Two engines run the same frozen graph. ``TensorflowPredictor`` (backend ``tensorflow``,
-the default) uses the tensorflow package: its session releases the GIL
-and runs faster. ``EssentiaPredictor`` (backend ``essentia``) uses essentia's
-bundled TensorFlow, the path essentia's own ``TensorflowPredictMusiCNN``
-takes: the baseline, and a fallback. ``import_tensorflow`` is the only
+Three engines run the same frozen graph (``BACKENDS``; ``engine.choose``
+picks one). ``OpenvinoPredictor`` (backend ``openvino``) compiles it with
+OpenVINO, which reads the .pb itself, so that process never imports
+TensorFlow; it runs bf16 where the CPU does. ``TensorflowPredictor``
+(backend ``tensorflow``) uses the tensorflow package. Both release the GIL
+while they compute. ``EssentiaPredictor`` (backend ``essentia``) uses
+essentia's bundled TensorFlow, the path essentia's own
+``TensorflowPredictMusiCNN`` takes: the baseline, and a fallback. ``import_tensorflow`` is the only
 place tensorflow is imported; after it, importing essentia (whose bundled
 TensorFlow aborts the process in that order) raises ImportError instead.
 """
@@ -14,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import os
+import shutil
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,11 +32,13 @@ from .features import MEL_BANDS, PATCH_SIZE
 from .provision import ModelInfo
 
 _lock = threading.Lock()
-_predictors: dict[tuple[Path, str, int, int], Predictor] = {}
+_predictors: dict[tuple[Path, str, str, int, Path | None], Predictor] = {}
 loads = 0  # how many graphs this process has loaded; tests read it
 
 
 class Predictor(Protocol):
+    engine: str  # what really runs, e.g. "openvino bf16": stored with each analysis
+
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tag activations (n, classes) and embeddings (n, 200) of (n, 187, 96) patches."""
         ...
@@ -113,6 +119,7 @@ class TensorflowPredictor:
         with _quiet_native_stderr():
             self._session = tf.compat.v1.Session(graph=tf_graph, config=config)
         self.classes = model_info.classes
+        self.engine = "tensorflow f32"
         loads += 1
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +159,7 @@ class EssentiaPredictor:
                 self.predict(np.zeros((1, PATCH_SIZE, MEL_BANDS), np.float32))  # its notices
         except RuntimeError as exc:
             raise ModelError(f"{graph} is not a usable MusiCNN graph for essentia: {exc}") from exc
+        self.engine = "essentia f32"
         loads += 1
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,26 +172,103 @@ class EssentiaPredictor:
         return tags, embeddings
 
 
+class OpenvinoPredictor:
+    """The graph compiled by OpenVINO for this CPU (``backend: openvino``).
+
+    ``precision`` is the CPU plugin's inference precision hint; ``engine``
+    says what the compiled model really runs (a CPU without bf16 runs f32).
+    The compiled model is cached in ``cache_dir`` (OpenVINO's CACHE_DIR,
+    keyed on the graph's content and the settings): a damaged cache is
+    dropped and rebuilt. ``threads`` is OpenVINO's INFERENCE_NUM_THREADS
+    (0: one per core).
+    """
+
+    def __init__(
+        self,
+        graph: Path,
+        model_info: ModelInfo,
+        precision: str = "f32",
+        threads: int = 0,
+        cache_dir: Path | None = None,
+    ):
+        global loads
+        try:
+            import openvino as ov
+        except Exception as exc:  # a broken install raises anything
+            raise ModelError(
+                f"backend openvino is unavailable ({exc}): set musicnn.backend: tensorflow"
+            ) from exc
+        try:
+            model = ov.convert_model(str(graph))
+            ops = {op.get_friendly_name(): op for op in model.get_ops()}
+            model.add_outputs(ops[model_info.embeddings].output(0))  # not a graph output
+        except Exception as exc:  # the frontend raises many kinds
+            raise ModelError(
+                f"{graph} is not a usable MusiCNN graph for OpenVINO "
+                f"({exc.__class__.__name__}): delete it or fix `musicnn.graph`"
+            ) from exc
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = _compile(lambda extra: ov.Core().compile_model(model, "CPU", config | extra),
+                            cache_dir)  # fmt: skip
+        self._request = compiled.create_infer_request()
+        ran = compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = "bf16" if "bf16" in str(ran) or "bfloat16" in str(ran) else "f32"
+        self.engine = f"openvino {self.precision}"
+        loads += 1
+
+    def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As ``TensorflowPredictor.predict``."""
+        _check_shape(patches)
+        out = self._request.infer({0: np.ascontiguousarray(patches, np.float32)})
+        return out[0].copy(), out[1].copy()  # the request reuses its buffers
+
+
+def _compile(compile_with: Callable[[dict[str, object]], object], cache_dir: Path | None) -> Any:
+    """Compile with the cache in ``cache_dir``; a cache that fails is dropped, once."""
+    if cache_dir is None:
+        return compile_with({})
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return compile_with({"CACHE_DIR": str(cache_dir)})
+    except (OSError, RuntimeError):
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    try:
+        return compile_with({"CACHE_DIR": str(cache_dir)})
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"OpenVINO cannot compile the model: {exc}".splitlines()[0]) from exc
+
+
 def _check_shape(patches: np.ndarray) -> None:
     if patches.shape[1:] != (PATCH_SIZE, MEL_BANDS):
         raise ValueError(f"patches must be (n, {PATCH_SIZE}, {MEL_BANDS}), not {patches.shape}")
+
+
+BACKENDS: dict[str, Callable[[Path, ModelInfo, str, int, Path | None], Predictor]] = {
+    "openvino": OpenvinoPredictor,
+    "tensorflow": lambda graph, info, _precision, threads, _cache: TensorflowPredictor(
+        graph, info, threads, 0
+    ),
+    "essentia": lambda graph, info, _precision, _threads, _cache: EssentiaPredictor(graph, info),
+}
 
 
 def shared_predictor(
     graph: Path,
     model_info: ModelInfo,
     backend: str = "tensorflow",
-    intra_threads: int = 0,
-    inter_threads: int = 0,
+    precision: str = "f32",
+    threads: int = 0,
+    cache_dir: Path | None = None,
 ) -> Predictor:
-    """The process-wide model for ``graph`` on ``backend``, loaded on first use."""
-    key = (graph, backend, intra_threads, inter_threads)
+    """The process-wide model for ``graph`` on ``backend``, loaded on first use.
+
+    ``threads`` is the engine's own (0: its default); ``cache_dir`` keeps
+    what an engine compiles (OpenVINO).
+    """
+    key = (graph, backend, precision, threads, cache_dir)
     with _lock:
         if key not in _predictors:
-            if backend == "essentia":
-                _predictors[key] = EssentiaPredictor(graph, model_info)
-            else:
-                _predictors[key] = TensorflowPredictor(
-                    graph, model_info, intra_threads, inter_threads
-                )
+            _predictors[key] = BACKENDS[backend](graph, model_info, precision, threads, cache_dir)
         return _predictors[key]

@@ -98,19 +98,23 @@ def provide(
     cache_dir: Path,
     graph: Path | None = None,
     report: Callable[[str], None] = lambda _msg: None,
+    structure: str = "band",
 ) -> Graph:
     """Return a verified graph for ``info``: the user's file, or our cached one.
 
-    A cached graph is rebuilt when it is missing or its checksum does not
-    match the one written when it was built.
+    ``structure`` is one of ``freeze.STRUCTURES``: the same network and
+    weights, so the model identity is the same. A cached graph is rebuilt
+    when it is missing or its checksum does not match the one written when
+    it was built.
     """
     if graph is not None:
         if not graph.is_file():
             raise ModelError(f"model graph {graph} does not exist: fix `musicnn.graph`")
         return Graph(graph, f"{info.name}-{sha256(graph)[:12]}")
 
-    out = cache_dir / f"{info.name}.pb"
-    manifest = cache_dir / f"{info.name}.json"
+    name = info.name if structure == "band" else f"{info.name}-{structure}"
+    out = cache_dir / f"{name}.pb"
+    manifest = cache_dir / f"{name}.json"
     try:
         meta = json.loads(manifest.read_text())
         if meta.get("builder") != BUILDER:
@@ -121,10 +125,12 @@ def provide(
             report(f"cached model {out} is damaged, rebuilding it")
     except (OSError, ValueError, KeyError):
         pass
-    return _build(info, out, manifest, report)
+    return _build(info, out, manifest, report, structure)
 
 
-def _build(info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], None]) -> Graph:
+def _build(
+    info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], None], structure: str
+) -> Graph:
     source = checkpoint(info)
     out.parent.mkdir(parents=True, exist_ok=True)
     report(f"freezing the {info.name} checkpoint into {out} (once)")
@@ -133,7 +139,7 @@ def _build(info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], N
     # sys.path, and a checkout's own beetsplug/ there would shadow this package.
     paths = [str(source.absolute()), str(out.absolute())]
     proc = subprocess.run(
-        [sys.executable, "-m", "beetsplug.musicnn.freeze", *paths],
+        [sys.executable, "-m", "beetsplug.musicnn.freeze", *paths, structure],
         capture_output=True,
         text=True,
         env=env,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from .analyzer import Analyzer, Failure, Idle, Job, Outcome, Result, Unchanged
 from .derive import Derived
 from .errors import MusicnnError
-from .inference import shared_predictor
+from .inference import Predictor, shared_predictor
 from .progress import Progress
 from .store import Stamp
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from beets.library import Item
 
     from .config import Settings
+    from .engine import Engine
     from .provision import Graph, ModelInfo
     from .store import Store
 
@@ -49,6 +50,7 @@ class Summary:
     kept: int = 0  # files that keep a mood tag the plugin did not set
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
+    engine: str = ""  # what ran the model, when it ran
 
     @property
     def done(self) -> int:
@@ -76,6 +78,8 @@ class Summary:
                 f"; {self.audio_seconds:.0f} s of audio in {self.wall_seconds:.1f} s "
                 f"({rate:.1f} s of audio per second)"
             )
+        if self.engine:
+            line += f"; {self.engine}"
         return line
 
 
@@ -103,13 +107,28 @@ class Runner:
     """Analyzes a library's items with one model and stores every outcome."""
 
     def __init__(
-        self, store: Store, settings: Settings, model_info: ModelInfo, graph: Graph, log: Log
+        self,
+        store: Store,
+        settings: Settings,
+        model_info: ModelInfo,
+        graph: Graph,
+        engine: Engine,
+        log: Log,
     ):
         self.store = store
         self.settings = settings
         self.model_info = model_info
         self.graph = graph
+        self.engine = engine
         self.log = log
+
+    def predictor(self) -> Predictor:
+        """The process's model for this run's engine, loaded on first use."""
+        e, s = self.engine, self.settings
+        return shared_predictor(
+            self.graph.path, self.model_info, e.backend, e.precision, s.model_threads,
+            s.model_dir / "openvino",
+        )  # fmt: skip
 
     def planner(self, *, force: bool = False, retry_failed: bool = False) -> Planner:
         return Planner(
@@ -133,12 +152,12 @@ class Runner:
 
         ``progress`` is the expected job count for the progress bar (0: no bar).
         """
-        s, graph, model_info = self.settings, self.graph, self.model_info
+        s, graph = self.settings, self.graph
         analyzer = Analyzer(
-            lambda: shared_predictor(graph.path, model_info, s.backend, s.model_threads),
+            self.predictor,
             threads=s.threads,
             patch_hop=s.patch_hop,
-            batch_size=s.batch_size,
+            batch_size=self.engine.batch_size,
             decoder=s.ffmpeg,
             timeout=s.timeout,
             min_free_memory=s.min_free_memory,
@@ -164,7 +183,8 @@ class Runner:
                 stamp = Stamp(
                     st.st_size, st.st_mtime, outcome.fingerprint, graph.model_id, s.patch_hop
                 )
-                self.store.save(outcome, stamp)
+                summary.engine = f"{self.predictor().engine}, batch {self.engine.batch_size}"
+                self.store.save(outcome, stamp, self.predictor().engine)
                 summary.analyzed += 1
                 summary.audio_seconds += outcome.seconds
                 bar.advance(outcome.seconds)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .derive import LibraryFields
+from .engine import choose
 from .provision import ModelInfo, provide
 from .runner import Interrupted, Log, Runner, Summary
 from .store import Store
@@ -32,11 +33,17 @@ class Session:
         self.store = Store(settings.database)
         try:
             self.model_info = ModelInfo.load(settings.model_name)
-            graph = provide(self.model_info, settings.model_dir, settings.graph, log.info)
+            engine = choose(
+                settings.backend, settings.precision, settings.batch_size,
+                lambda message: log.warning("{}", message),
+            )  # fmt: skip
+            graph = provide(
+                self.model_info, settings.model_dir, settings.graph, log.info, engine.structure
+            )
         except BaseException:
             self.store.close()
             raise
-        self.runner = Runner(self.store, settings, self.model_info, graph, log)
+        self.runner = Runner(self.store, settings, self.model_info, graph, engine, log)
         self.fields = LibraryFields(lib, self.store, self.model_info, graph.model_id, settings)
 
     @property

@@ -76,10 +76,12 @@ MIGRATIONS = [
     CREATE TRIGGER embeddings_changed AFTER UPDATE OF embedding, model, silent ON analyses
     BEGIN UPDATE counters SET value = value + 1 WHERE name = 'embeddings'; END;
     """,
+    # What ran the model ("openvino bf16"): bf16 and f32 results mix in one library.
+    "ALTER TABLE analyses ADD COLUMN engine TEXT;",
 ]
 COLUMNS = (
     "item_id, path, size, mtime, digest, duration, model, patch_hop, patches, seconds, "
-    "tags, embedding, analyzed_at, level"
+    "tags, embedding, analyzed_at, level, engine"
 )
 
 P = ParamSpec("P")
@@ -216,18 +218,18 @@ class Store:
         return int(row[0])
 
     @_guarded
-    def save(self, result: Result, stamp: Stamp) -> float:
+    def save(self, result: Result, stamp: Stamp, engine: str) -> float:
         """Store one result with the file facts from before it was read; return its time."""
         now = time.time()
         fingerprint = stamp.fingerprint
         with self._db:
             self._db.execute(
-                f"INSERT OR REPLACE INTO analyses ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO analyses ({COLUMNS}) VALUES ({','.join('?' * 15)})",
                 (
                     result.key, result.path, stamp.size, stamp.mtime, fingerprint.digest,
                     fingerprint.duration, stamp.model_id, stamp.patch_hop, result.patches,
                     result.seconds, result.tags.astype(np.float32).tobytes(),
-                    result.embedding.astype(np.float32).tobytes(), now, result.level,
+                    result.embedding.astype(np.float32).tobytes(), now, result.level, engine,
                 ),
             )  # fmt: skip
             self._db.execute("DELETE FROM failures WHERE item_id = ?", (result.key,))

@@ -30,7 +30,8 @@ def load(**values: Any) -> Settings:
 
 def test_defaults() -> None:
     settings = load()
-    assert settings.model_name == "msd" and settings.backend == "tensorflow"
+    assert settings.model_name == "msd" and settings.backend == "auto"
+    assert settings.precision == "auto" and settings.batch_size is None  # the engine's best
     assert settings.database == Path("/music/musicnn.db")  # beside the library
     assert settings.model_dir == CONFIG_DIR / "musicnn"
     assert settings.timeout == 900 and settings.min_free_memory == 512 * 2**20
@@ -58,9 +59,11 @@ def test_command_line_overrides_the_config() -> None:
         ("threads", -3, "a whole number at least 0"),
         ("threads", 1.5, "a whole number at least 0"),
         ("patch_hop", 0, "a whole number at least 1"),
-        ("batch_size", "abc", "a whole number at least 1"),
+        ("batch_size", "abc", "auto or a whole number at least 1"),
+        ("batch_size", 0, "auto or a whole number at least 1"),
+        ("precision", "fp8", "one of auto, f32, bf16"),
         ("model", "vgg", "one of msd, mtt"),
-        ("backend", "onnx", "one of tensorflow, essentia"),
+        ("backend", "onnx", "one of auto, openvino, tensorflow, essentia"),
         ("timeout", -1, "a number at least 0"),
         ("tag_threshold", 1.5, "a number at least 0 and at most 1"),
         ("tag_threshold", -0.1, "a number at least 0 and at most 1"),

@@ -32,7 +32,7 @@ def test_index_follows_the_database(tmp_path: Path) -> None:
     def save(item_id: int, embedding: np.ndarray) -> None:
         fingerprint = Fingerprint("0" * 20, 1.0)
         result = Result(item_id, b"/x", np.zeros(50), embedding, 1, 1.0, fingerprint, -20.0)
-        store.save(result, Stamp(1, 1.0, fingerprint, "m", 187))
+        store.save(result, Stamp(1, 1.0, fingerprint, "m", 187), "tensorflow f32")
 
     for i in range(1, 4):
         save(i, rng.normal(size=200))
