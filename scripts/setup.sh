@@ -20,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import beetsplug.musicnn, imageio_ffmpeg, musicnn.configuration, samplerate, tf_keras" 2>/dev/null; then
+if ! .venv/bin/python -c "import beetsplug.musicnn, imageio_ffmpeg, openvino, musicnn.configuration, samplerate, tf_keras" 2>/dev/null; then
     echo "setup: installing beets-musicnn and its dependencies (a few minutes the first time)" >&2
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[test]'
