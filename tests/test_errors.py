@@ -64,7 +64,7 @@ def failures(database: Path) -> int:
     [
         ("threads: -3", "musicnn.threads: -3 is not allowed: use a whole number at least 0"),
         ("patch_hop: 0", "musicnn.patch_hop: 0 is not allowed: use a whole number at least 1"),
-        ("batch_size: abc", "musicnn.batch_size: 'abc' is not allowed: use a whole number"),
+        ("batch_size: abc", "musicnn.batch_size: 'abc' is not allowed: use auto or a whole number"),
         ("model: vgg", "musicnn.model: 'vgg' is not allowed: use one of msd, mtt"),
         ("backend: onnx", "musicnn.backend: 'onnx' is not allowed: use one of auto, openvino,"),
         ("timeout: -1", "musicnn.timeout: -1 is not allowed: use a number at least 0"),

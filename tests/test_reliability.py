@@ -92,6 +92,7 @@ class TestBadFiles(PluginTestHelper):
     def library(self, setup: None, good_files: dict[str, Path], model_dir: Path) -> None:
         config["musicnn"]["model_dir"] = str(model_dir)
         config["musicnn"]["threads"] = 2
+        config["musicnn"]["backend"] = "tensorflow"  # what the reference ran (1e-5 apart)
         config["import"]["write"] = False
         self.good: dict[str, Item] = {}
         for name, source in good_files.items():

@@ -63,13 +63,8 @@ _FILTERS_T = np.ascontiguousarray((mel_filterbank() * resampler_gain()).T)
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_SIZE) / (FRAME_SIZE - 1))).astype(
     np.float32
 )
-
-
-def mel_frames(frames: np.ndarray) -> np.ndarray:
-    """log10(1 + 10000 * mel power) of each row of ``frames`` (n, 512)."""
-    spectrum = np.fft.rfft(frames * _WINDOW, axis=1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    return np.log10(1 + 10000 * (power @ _FILTERS_T))
+# Frames per block: one block's frames and spectrum (about 0.5 MB) stay in the cache.
+BLOCK_FRAMES = 128
 
 
 class MelStream:
@@ -78,40 +73,68 @@ class MelStream:
     Frames are cut as essentia's FrameCutter does by default: frame i is
     centred on sample 256*i, zero-padded at both ends, and a signal of L
     samples yields ceil(L / 256) + 1 frames.
+
+    The audio, windowed frames and spectra live in buffers made once per
+    stream: fresh arrays per chunk cost more in page faults than the FFT.
     """
 
     def __init__(self) -> None:
-        self._buffer = np.zeros(FRAME_SIZE // 2, np.float32)
+        # The audio not yet cut into frames, after half a frame of leading zeros.
+        self._audio = np.zeros((BLOCK_FRAMES - 1) * HOP_SIZE + FRAME_SIZE, np.float32)
+        self._held = FRAME_SIZE // 2
+        self._frames = np.empty((BLOCK_FRAMES, FRAME_SIZE), np.float32)
+        self._spectrum = np.empty((BLOCK_FRAMES, FRAME_SIZE // 2 + 1), np.complex64)
+        self._power = np.empty((BLOCK_FRAMES, FRAME_SIZE // 2 + 1), np.float32)
         self.samples = 0
 
     def feed(self, audio: np.ndarray) -> np.ndarray:
-        """Return the mel frames that ``audio`` completes."""
+        """Return the mel frames that ``audio`` completes, as a new array."""
         self.samples += len(audio)
-        self._buffer = np.concatenate((self._buffer, audio))
-        count = (len(self._buffer) - FRAME_SIZE) // HOP_SIZE + 1
-        return self._cut(max(count, 0))
+        bands = np.empty((max(0, (self._held + len(audio) - FRAME_SIZE) // HOP_SIZE + 1), MEL_BANDS), np.float32)
+        done = 0
+        while len(audio):
+            take = min(len(audio), len(self._audio) - self._held)
+            self._audio[self._held : self._held + take] = audio[:take]
+            self._held += take
+            audio = audio[take:]
+            done += self._cut(bands[done:])
+        return _log_compress(bands)
 
     def finish(self) -> np.ndarray:
         """Return the frames that overhang the end of the signal."""
         total = -(-self.samples // HOP_SIZE) + 1
-        done = (self.samples + FRAME_SIZE // 2 - len(self._buffer)) // HOP_SIZE
-        remaining = total - done
-        needed = (remaining - 1) * HOP_SIZE + FRAME_SIZE
-        if remaining <= 0:
-            return np.empty((0, MEL_BANDS), np.float32)
-        padded = np.zeros(needed, np.float32)
-        kept = min(len(self._buffer), needed)
-        padded[:kept] = self._buffer[:kept]
-        self._buffer = padded
-        return self._cut(remaining)
+        remaining = total - (self.samples + FRAME_SIZE // 2 - self._held) // HOP_SIZE
+        bands = np.empty((max(0, remaining), MEL_BANDS), np.float32)
+        if remaining > 0:
+            # The last frame is centred at or after the end: at most 511 samples are held.
+            end = (remaining - 1) * HOP_SIZE + FRAME_SIZE
+            self._audio[self._held : end] = 0
+            self._held = end
+            self._cut(bands)
+        return _log_compress(bands)
 
-    def _cut(self, count: int) -> np.ndarray:
-        if count == 0:
-            return np.empty((0, MEL_BANDS), np.float32)
-        view = np.lib.stride_tricks.sliding_window_view(self._buffer, FRAME_SIZE)
-        bands = mel_frames(view[: count * HOP_SIZE : HOP_SIZE])
-        self._buffer = self._buffer[count * HOP_SIZE :]
-        return bands
+    def _cut(self, out: np.ndarray) -> int:
+        """Mel power of every whole frame held into ``out``; keep the rest. Returns the count."""
+        count = min(len(out), (self._held - FRAME_SIZE) // HOP_SIZE + 1)
+        if count <= 0:
+            return 0
+        view = np.lib.stride_tricks.sliding_window_view(self._audio[: self._held], FRAME_SIZE)
+        frames = np.multiply(view[: count * HOP_SIZE : HOP_SIZE], _WINDOW, out=self._frames[:count])
+        spectrum = np.fft.rfft(frames, axis=1, out=self._spectrum[:count])
+        power = np.square(spectrum.real, out=self._power[:count])
+        power += np.square(spectrum.imag)
+        np.matmul(power, _FILTERS_T, out=out[:count])
+        kept = self._held - count * HOP_SIZE
+        self._audio[:kept] = self._audio[count * HOP_SIZE : self._held]
+        self._held = kept
+        return count
+
+
+def _log_compress(bands: np.ndarray) -> np.ndarray:
+    """log10(1 + 10000 * mel power), in place."""
+    bands *= 10000
+    bands += 1
+    return np.log10(bands, out=bands)
 
 
 class Patcher:
