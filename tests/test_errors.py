@@ -70,6 +70,7 @@ def failures(database: Path) -> int:
         ("timeout: -1", "musicnn.timeout: -1 is not allowed: use a number at least 0"),
         ("tag_threshold: 1.5", "musicnn.tag_threshold: 1.5 is not allowed: use a number at"),
         ("moods: {happy: {tags: [joy]}}", "musicnn.moods.happy: the model has no tag 'joy'"),
+        ("thread: 4", "musicnn: unknown option 'thread' (did you mean threads?)"),
     ],
 )
 def test_a_bad_option_is_one_line(library: Path, setting: str, expected: str) -> None:
@@ -93,6 +94,13 @@ def test_a_missing_decoder_stops_before_any_file(library: Path, incoming: Path) 
     assert imported.returncode == 0 and "Traceback" not in imported.stderr
     assert "not analyzing during this import" in imported.stderr
     assert failures(library / "musicnn.db") == 0
+
+
+def test_an_unusable_model_dir_is_one_line(library: Path) -> None:
+    configure(library, "model_dir: /proc/none")
+    line = one_error_line(beet(library, "musicnn"))
+    assert line.startswith("error: musicnn: cannot keep the frozen model in /proc/none")
+    assert "musicnn.model_dir" in line and not (library / "musicnn.db").exists()
 
 
 def test_a_damaged_database_is_named_and_kept(library: Path) -> None:

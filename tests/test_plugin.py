@@ -170,3 +170,14 @@ class TestMusicnnCommand(PluginTestHelper):
         assert set(analyzed) == {i.id for i in self.items.values()}
         assert item.id in self.store().failures()
         assert self.fresh("pad")["musicnn_genre"]
+
+    def test_a_mood_switched_off_loses_its_field(self, caplog: pytest.LogCaptureFixture) -> None:
+        self.run_command("musicnn")
+        assert "musicnn_sad" in self.fresh("pad")
+        config["musicnn"]["moods"]["sad"]["tags"] = []
+        self.run_command("musicnn", "--remap")
+        assert "fields derived from the stored analyses: updated on 5" in caplog.text
+        for name in FAMILIES:
+            item = self.fresh(name)
+            assert "musicnn_sad" not in item and "sad" not in item["mood"].split(", ")
+            assert "musicnn_happy" in item

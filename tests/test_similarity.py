@@ -149,7 +149,9 @@ class TestSimilarCommandAndQuery(PluginTestHelper):
             self.run_command("musicnn-similar", "title:pad0")
         assert self.titles("similar:title:pad0") == []
         self.run_command("musicnn", "-W", "^title:pad0")
-        with pytest.raises(UserError, match="is analyzed yet: run `beet musicnn`"):
+        with pytest.raises(UserError, match="analyzed yet, or each is silent: run `beet musicnn`"):
             self.run_command("musicnn-similar", "title:pad0")
         with pytest.raises(UserError, match="no item matches"):
             self.run_command("musicnn-similar", "title:nothing-like-this")
+        with pytest.raises(UserError, match="-n 0: give a count of at least 1"):
+            self.run_command("musicnn-similar", "-n", "0", "title:pad0")

@@ -10,8 +10,9 @@ option and what it allows. Cheap to import: no numpy.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def command(key: str, value: Any, _source: _Source) -> tuple[str, ...]:
     return tuple(words)
 
 
-def _path(key: str, value: Any, source: _Source) -> Path | None:
+def path_or_none(key: str, value: Any, source: _Source) -> Path | None:
     """A path, or None where the option is empty (its default applies)."""
     if value in ("", None):
         return None
@@ -165,17 +166,13 @@ def _path(key: str, value: Any, source: _Source) -> Path | None:
     return source.filename(key)
 
 
-def graph_file(key: str, value: Any, source: _Source) -> Path | None:
-    return _path(key, value, source)
-
-
 def cache_dir(key: str, value: Any, source: _Source) -> Path:
-    return _path(key, value, source) or source.config_dir / "musicnn"
+    return path_or_none(key, value, source) or source.config_dir / "musicnn"
 
 
 def database_file(key: str, value: Any, source: _Source) -> Path:
     """musicnn.db beside the library (in the config dir for an in-memory library)."""
-    if (path := _path(key, value, source)) is not None:
+    if (path := path_or_none(key, value, source)) is not None:
         return path
     if str(source.library) == ":memory:":
         return source.config_dir / "musicnn.db"
@@ -183,18 +180,35 @@ def database_file(key: str, value: Any, source: _Source) -> Path:
 
 
 def mood_list(key: str, value: Any, source: _Source) -> tuple[Mood, ...]:
-    """The model's default moods merged key by key with the user's, checked."""
+    """The model's default moods merged key by key with the user's, checked.
+
+    Reads ``model_name``, which ``Settings`` lists (so checks) before ``moods``.
+    """
     model = source.parsed["model_name"]
-    user = value if value is not None else {}
+    return tuple(parse_moods(merged_moods(model, value), ModelInfo.load(model).classes))
+
+
+def merged_moods(model: str, user: Any) -> dict[str, dict[str, Any]]:
+    """``model``'s default moods, with the user's ``moods`` merged key by key."""
+    user = user if user is not None else {}
     if not isinstance(user, dict):
-        raise _bad(key, user, "a mapping of mood names to {tags: [...], threshold: N}")
+        raise _bad("moods", user, "a mapping of mood names to {tags: [...], threshold: N}")
     merged: dict[str, dict[str, Any]] = {n: dict(s) for n, s in MODEL_MOODS[model].items()}
     for name, spec in user.items():
         if not isinstance(spec, dict):
             raise MoodConfigError(f"musicnn.moods.{name}: give {{tags: [...], threshold: N}}")
+        _known_keys(f"musicnn.moods.{name}", spec, ("tags", "threshold"))
         merged.setdefault(str(name), {}).update(spec)
-    parsed = parse_moods(merged, ModelInfo.load(model).classes)
-    return tuple(parsed)
+    return merged
+
+
+def _known_keys(where: str, given: Mapping[str, Any], known: Iterable[str]) -> None:
+    """A misspelt key would be silently ignored: name it, with the closest known one."""
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), 1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+            raise ConfigError(f"{where}: unknown option {key!r} ({hint})")
 
 
 def parse_moods(config: Mapping[str, Mapping[str, Any]], classes: tuple[str, ...]) -> list[Mood]:
@@ -211,9 +225,11 @@ def parse_moods(config: Mapping[str, Mapping[str, Any]], classes: tuple[str, ...
             raise MoodConfigError(f"musicnn.moods.{name}.tags: give a list of model tags")
         unknown = [t for t in tags if t not in classes]
         if unknown:
+            close = difflib.get_close_matches(unknown[0], classes, 3, 0.5)
+            offer = f"closest: {', '.join(close)}" if close else f"its tags: {', '.join(classes)}"
             raise MoodConfigError(
                 f"musicnn.moods.{name}: the model has no tag {', '.join(map(repr, unknown))} "
-                "(its tags are listed in docs/index.md)"
+                f"({offer})"
             )
         threshold = _in_unit(f"moods.{name}.threshold", spec.get("threshold", DEFAULT_THRESHOLD))
         if tags:
@@ -234,7 +250,7 @@ class Settings:
 
     auto: bool = option("auto", True, flag)
     model_name: str = option("model", "msd", choice(MODELS))
-    graph: Path | None = option("graph", "", graph_file)  # noqa: RUF009 (metadata only)
+    graph: Path | None = option("graph", "", path_or_none)  # noqa: RUF009 (metadata only)
     model_dir: Path = option("model_dir", "", cache_dir)  # noqa: RUF009 (metadata only)
     database: Path = option("database", "", database_file)  # noqa: RUF009 (metadata only)
     backend: str = option("backend", "auto", choice(BACKENDS))
@@ -263,6 +279,11 @@ def load_settings(view: Any, library: Path, config_dir: Path, **overrides: Any) 
     ``overrides`` are command-line values by config key; None means unset.
     """
     source = _Source(view, overrides, library, config_dir)
+    try:
+        given = view.flatten() if view.exists() else {}
+    except Exception as exc:  # `musicnn: 5`, a list...
+        raise ConfigError(f"musicnn: give a mapping of options ({exc})") from exc
+    _known_keys("musicnn", given, [f.metadata["key"] for f in fields(Settings)])
     for f in fields(Settings):
         key, check = f.metadata["key"], f.metadata["check"]
         try:
@@ -282,11 +303,7 @@ def mood_names(view: Any) -> list[str]:
     """
     try:
         model = view["model"].get()
-        defaults = MODEL_MOODS.get(model, MODEL_MOODS["msd"])
-        user = view["moods"].flatten() if view["moods"].exists() else {}
-        names = dict.fromkeys([*defaults, *user])
-        return [
-            n for n in names if (user.get(n) or {}).get("tags", defaults.get(n, {}).get("tags"))
-        ]
+        user = view["moods"].flatten() if view["moods"].exists() else None
+        return [name for name, spec in merged_moods(model, user).items() if spec.get("tags")]
     except Exception:
         return list(MODEL_MOODS["msd"])

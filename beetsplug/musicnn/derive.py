@@ -65,8 +65,8 @@ class LibraryFields:
         return ["mood", "musicnn_genre", *(mood.field for mood in self.deriver.moods)]
 
     @property
-    def labels(self) -> list[str]:
-        """The fields a silent track must not have."""
+    def label_fields(self) -> list[str]:
+        """The fields a silent track must not have: it says nothing about them."""
         return [*self.album_fields, "musicnn_tags"]
 
     def silent(self, analysis: Analysis) -> bool:
@@ -83,7 +83,7 @@ class LibraryFields:
 
         wanted: dict[int, dict[str, object]] = {}
         for analysis in silent:
-            fields = {key: None for key in self.labels} | _provenance(analysis)
+            fields = dict.fromkeys(self.label_fields) | _provenance(analysis)
             if not _same(current.get(analysis.item_id, {}), fields):
                 wanted[analysis.item_id] = fields
         tags = np.stack([a.tags for a in audible]) if audible else np.empty((0, 0))
@@ -107,11 +107,29 @@ class LibraryFields:
             if not _same(current_albums.get(album, {}), fields):
                 wanted_albums[album] = fields
 
+        self._drop_stale_moods(wanted, wanted_albums)
         items = _load(self.lib.items, self.lib.get_item, wanted, len(albums_of))
         albums = _load(self.lib.albums, self.lib.get_album, wanted_albums, len(members))
         self._store_in_batches(items, wanted)
         self._store_in_batches(albums, wanted_albums)
         return Derived(changed=len(wanted), silent=len(silent))
+
+    def _drop_stale_moods(
+        self, wanted: dict[int, dict[str, object]], wanted_albums: dict[int, dict[str, object]]
+    ) -> None:
+        """Add the removal of mood fields no longer configured (a mood off, another model)."""
+        current = {mood.field for mood in self.deriver.moods}
+        stale = sorted(self.store.mood_fields() - current)
+        for table, changes in (("item_attributes", wanted), ("album_attributes", wanted_albums)):
+            if not stale:
+                break
+            marks = ",".join("?" * len(stale))
+            with self.lib.transaction() as tx:
+                rows = tx.query(f"SELECT entity_id, key FROM {table} WHERE key IN ({marks})", stale)
+            for entity, key in rows:
+                changes.setdefault(entity, {})[key] = None
+        if stale or self.store.mood_fields() != current:
+            self.store.set_mood_fields(current)
 
     def moods(self, ids: set[int]) -> dict[int, str]:
         """The ``mood`` field of each analyzed item in ``ids``, as the library holds it now."""

@@ -44,7 +44,7 @@ def nearest(
     analyzed = [s.id for s in seeds if s.id in index]
     if not analyzed:
         raise NotReady(
-            f"none of the {len(seeds)} matching item(s) is analyzed yet: "
+            f"none of the {len(seeds)} matching item(s) is analyzed yet, or each is silent: "
             "run `beet musicnn` with the same query first"
         )
     if len(analyzed) < len(seeds):

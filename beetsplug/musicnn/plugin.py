@@ -21,7 +21,7 @@ from beets.plugins import BeetsPlugin
 
 from .config import DEFAULTS, Settings, load_settings, mood_names
 from .discovery import similar_query
-from .errors import MusicnnError
+from .errors import ConfigError, MusicnnError
 from .writing import register_mood_tag
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class MusicnnOpts(Protocol):
     pretend: bool
     threads: int | None
     write: bool | None
-    remap: bool
+    derive_only: bool  # --remap
 
 
 P = ParamSpec("P")
@@ -90,7 +90,7 @@ class MusicnnPlugin(BeetsPlugin):
         self._lib: Library | None = None
         self._checked = False  # the settings were checked (and any error reported)
         self._loaded: dict[tuple[Any, ...], Settings] = {}
-        if self.config["auto"].get() is True:
+        if _auto(self.config):
             self.register_listener("import_begin", self.import_begin)
             self.register_listener("import_task_files", self.import_task_files)
             self.register_listener("import", self.import_end)
@@ -132,7 +132,7 @@ class MusicnnPlugin(BeetsPlugin):
             help="try again the items that failed before (otherwise left alone)",
         )  # fmt: skip
         cmd.parser.add_option(
-            "--remap", action="store_true", default=False,
+            "--remap", action="store_true", dest="derive_only", default=False,
             help="only derive every field again from the stored analyses (no audio is decoded)",
         )  # fmt: skip
         cmd.func = self.command
@@ -184,8 +184,8 @@ class MusicnnPlugin(BeetsPlugin):
                 ui.print_(f"{len(plan.jobs)} to analyze, {plan.skipped} up to date")
                 return
             with exclusive(session.lock_path):
-                if opts.remap:
-                    summary = Summary(derived=session.fields.derive())
+                if opts.derive_only:
+                    summary = Summary(derived=session.fields.derive(), derive_only=True)
                 else:
                     summary = session.analyze(
                         items, force=opts.force, retry_failed=opts.retry_failed
@@ -206,12 +206,18 @@ class MusicnnPlugin(BeetsPlugin):
             raise ui.UserError("give a query for the track(s) to start from")
         settings = self._settings(lib)
         count = settings.similar_count if opts.count is None else opts.count
+        if count < 1:
+            raise ui.UserError(f"musicnn-similar: -n {count}: give a count of at least 1")
         results = self._nearest(lib, settings, args, count, opts.where)
         if not results:
-            ui.print_("nothing matches --where among the analyzed tracks")
+            ui.print_("no other analyzed track" + (" matches --where" if opts.where else ""))
         items = print_results(lib, results)
         if opts.output:
-            write_m3u(Path(opts.output), items)
+            try:
+                write_m3u(Path(opts.output), items)
+            except OSError as exc:
+                message = f"musicnn-similar: cannot write {opts.output}: {exc.strerror}"
+                raise ui.UserError(message) from exc
             self._log.info("wrote {} tracks to {}", len(items), opts.output)
 
     def resolve_similar(self, pattern: str) -> list[int]:
@@ -275,6 +281,9 @@ class MusicnnPlugin(BeetsPlugin):
             return
         try:
             settings = self._settings(self._lib)
+        except ConfigError:
+            return  # said once when the command ends (cli_exit)
+        try:
             if settings.database.exists():  # no analysis yet: nothing to forget, nothing made
                 self._open_store(settings).remove([item.id])
         except MusicnnError as exc:
@@ -299,6 +308,14 @@ class MusicnnPlugin(BeetsPlugin):
             except MusicnnError as exc:
                 self._log.warning("{} (`beet musicnn` stops until it is fixed)", exc)
         self._loaded.clear()  # the next command reads the configuration afresh
+
+
+def _auto(view: Any) -> bool:
+    """Whether to analyze on import; a broken section is reported when a command checks it."""
+    try:
+        return view["auto"].get() is True
+    except Exception:  # `musicnn:` with nothing under it, `musicnn: 5`...
+        return False
 
 
 def _list_failures(failures: dict[int, tuple[bytes, str, float]], items: list[Item]) -> None:

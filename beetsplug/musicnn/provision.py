@@ -132,7 +132,13 @@ def _build(
     info: ModelInfo, out: Path, manifest: Path, report: Callable[[str], None], structure: str
 ) -> Graph:
     source = checkpoint(info)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot keep the frozen model in {out.parent} ({exc.strerror}): "
+            "set musicnn.model_dir to a writable folder"
+        ) from exc
     report(f"freezing the {info.name} checkpoint into {out} (once)")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     # Run in the cache folder: ``-m`` puts the working directory first on

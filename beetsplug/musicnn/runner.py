@@ -51,12 +51,15 @@ class Summary:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     engine: str = ""  # what ran the model, when it ran
+    derive_only: bool = False  # --remap: fields derived, nothing analyzed
 
     @property
     def done(self) -> int:
         return self.analyzed + self.unchanged + self.failed
 
     def __str__(self) -> str:
+        if self.derive_only:
+            return f"fields derived from the stored analyses: updated on {self.derived.changed}"
         parts = [
             f"analyzed {self.analyzed}",
             f"up to date {self.skipped + self.unchanged}",
@@ -147,10 +150,10 @@ class Runner:
         jobs = [(job, item) for item in items if (job := planner(item))]
         return Plan(jobs, planner.skipped, planner.failed_before)
 
-    def analyze(self, jobs: Iterable[Job | Idle], summary: Summary, progress: int = 0) -> None:
+    def analyze(self, jobs: Iterable[Job | Idle], summary: Summary, expected: int = 0) -> None:
         """Analyze ``jobs`` and store each outcome from this thread as it arrives.
 
-        ``progress`` is the expected job count for the progress bar (0: no bar).
+        ``expected`` is the job count for the progress bar (0: no bar).
         """
         s, graph = self.settings, self.graph
         analyzer = Analyzer(
@@ -175,7 +178,7 @@ class Runner:
                         stats[job.key] = None
                 yield job
 
-        bar = Progress(progress)
+        bar = Progress(expected)
 
         def store(outcome: Outcome) -> None:
             st = stats.pop(outcome.key, None)

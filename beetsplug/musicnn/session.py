@@ -1,7 +1,8 @@
 """One command's work on one library: the analysis run and the field derivation.
 
-A ``Session`` opens the plugin database and the model once and hands them
-to the two jobs that use them: ``Runner`` (analyze and store outcomes)
+A ``Session`` decides the engine, provides its graph (the model itself
+loads when the first patch needs it) and opens the plugin database, and
+hands them to the two jobs that use them: ``Runner`` (analyze and store outcomes)
 and ``LibraryFields`` (derive the library's fields from the store).
 """
 
@@ -30,19 +31,15 @@ class Session:
         self.lib = lib
         self.settings = settings
         self.log = log
+        self.model_info = ModelInfo.load(settings.model_name)
+        engine = choose(
+            settings.backend, settings.precision, settings.batch_size,
+            lambda message: log.warning("{}", message),
+        )  # fmt: skip
+        graph = provide(
+            self.model_info, settings.model_dir, settings.graph, log.info, engine.structure
+        )
         self.store = Store(settings.database)
-        try:
-            self.model_info = ModelInfo.load(settings.model_name)
-            engine = choose(
-                settings.backend, settings.precision, settings.batch_size,
-                lambda message: log.warning("{}", message),
-            )  # fmt: skip
-            graph = provide(
-                self.model_info, settings.model_dir, settings.graph, log.info, engine.structure
-            )
-        except BaseException:
-            self.store.close()
-            raise
         self.runner = Runner(self.store, settings, self.model_info, graph, engine, log)
         self.fields = LibraryFields(lib, self.store, self.model_info, graph.model_id, settings)
 

@@ -78,6 +78,13 @@ MIGRATIONS = [
     """,
     # What ran the model ("openvino bf16"): bf16 and f32 results mix in one library.
     "ALTER TABLE analyses ADD COLUMN engine TEXT;",
+    # The mood score fields the derivation writes, so a mood switched off (or a
+    # model without it) has its field removed; earlier versions wrote these four.
+    """
+    CREATE TABLE mood_fields (name TEXT PRIMARY KEY);
+    INSERT INTO mood_fields VALUES
+        ('musicnn_happy'), ('musicnn_sad'), ('musicnn_relaxed'), ('musicnn_party');
+    """,
 ]
 COLUMNS = (
     "item_id, path, size, mtime, digest, duration, model, patch_hop, patches, seconds, "
@@ -101,7 +108,12 @@ def _explain(path: Path | str, exc: sqlite3.Error) -> str:
             f"the plugin database {path} is damaged ({text}): move it aside "
             f"(mv '{path}' '{path}.damaged') and run `beet musicnn` to analyze again"
         )
-    if "readonly" in text or "unable to open" in text:
+    if "unable to open" in text:
+        return (
+            f"cannot open the plugin database {path} ({text}): check that its folder exists "
+            "and is writable, or set musicnn.database"
+        )
+    if "readonly" in text:
         return f"cannot write the plugin database {path} ({text}): check its permissions"
     return f"the plugin database {path} failed: {text}"
 
@@ -245,6 +257,17 @@ class Store:
                     "UPDATE analyses SET silent = ? WHERE item_id = ? AND model = ?",
                     [(flag, i, model_id) for i in ids],
                 )
+
+    @_guarded
+    def mood_fields(self) -> set[str]:
+        """The mood score fields the library may hold from earlier derivations."""
+        return {row[0] for row in self._db.execute("SELECT name FROM mood_fields")}
+
+    @_guarded
+    def set_mood_fields(self, names: Iterable[str]) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM mood_fields")
+            self._db.executemany("INSERT INTO mood_fields VALUES (?)", [(n,) for n in names])
 
     @_guarded
     def touch(self, item_id: int, path: bytes, size: int, mtime: float) -> None:

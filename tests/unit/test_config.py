@@ -127,3 +127,29 @@ def test_field_types_follow_the_model_and_never_raise() -> None:
         "happy", "relaxed", "party", "calm",
     ]  # fmt: skip
     assert mood_names(view(moods="not a mapping")) == ["happy", "sad", "relaxed", "party"]
+
+
+def test_a_misspelt_option_is_named_with_the_closest_one() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^musicnn: unknown option 'thread' \(did you mean threads\?\)"
+    ):
+        load(thread=4)
+    with pytest.raises(
+        ConfigError,
+        match=r"^musicnn.moods.happy: unknown option 'treshold' \(did you mean threshold",
+    ):
+        load(moods={"happy": {"tags": ["sad"], "treshold": 0.5}})
+
+
+def test_a_section_that_is_no_mapping_is_one_error() -> None:
+    for value in (None, 5, ["threads"]):  # `musicnn:` with every option commented out...
+        config = confuse.Configuration("musicnn-unit-test", read=False)
+        config["musicnn"] = value
+        with pytest.raises(ConfigError, match=r"^musicnn: give a mapping of options"):
+            load_settings(config["musicnn"], LIBRARY, CONFIG_DIR)
+        assert mood_names(config["musicnn"]) == ["happy", "sad", "relaxed", "party"]
+
+
+def test_an_unknown_tag_offers_the_closest_ones() -> None:
+    with pytest.raises(MoodConfigError, match=r"no tag 'chil' \(closest: chill"):
+        load(moods={"relaxed": {"tags": ["chil"]}})
