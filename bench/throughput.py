@@ -8,15 +8,17 @@ so each gets its own peak RSS:
       on the checkpoint frozen as it is (essentia's model-zoo graph)
   (b) the same with hop 187
   (b') (b) on our rewritten graph: how much of the gain is the graph alone
-  (c) the model alone on ready mel patches, at the best batch size and
-      TensorFlow thread settings of a sweep (printed)
+  (c) the default engine (``backend: auto`` here) alone on ready mel patches,
+      at the best batch size of a sweep (printed)
   (f) CPU seconds of decoding (ffmpeg, included) plus features per second of audio
   (d) our analyzer alone, default settings, hop 187, model already loaded
   (e) `beet musicnn -f` end to end on a beets library of the files,
-      model loading and database writes included
+      model loading and database writes included: (h), the default engine
+  (g) (e) with `backend: tensorflow`: the engine's own gain is e/g
 Each as seconds of audio per second of wall time, then the machine's limit
-L = 1 / (1/c + f/N) for N cores and the ratios. Compare figures within one
-run only.
+L = 1 / (1/c + f/N) for N cores and the ratios; (e) and (g) also give their
+start-up (a whole `beet musicnn -f` of one 3 s track). Compare figures within
+one run only; bench/engines.py sweeps every engine alone.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ import time
 from pathlib import Path
 
 import beetsplug.musicnn  # noqa: F401  before numpy: it sets numpy's BLAS threads
-from bench.common import MODELS, measure, python, tracks
+from bench.common import MODELS, OUT, measure, python, tracks
 from tests.beet import BEET
+from tests.synth import Track, write
 
+BEET_RUNS = {"e": "backend: auto", "g": "backend: tensorflow"}  # their musicnn settings
 PARTS = {
     "a": "essentia per file, hop 93",
     "b": "essentia per file, hop 187",
@@ -41,6 +45,7 @@ PARTS = {
     "f": "decode + features (CPU)",
     "d": "our analyzer",
     "e": "beet musicnn -f, end to end",
+    "g": "(e) with backend: tensorflow",
 }
 
 
@@ -106,39 +111,43 @@ def _rate(model, patches: list, batch: int) -> float:
     return len(patches) / (time.perf_counter() - start)
 
 
-def part_model(paths: list[Path]) -> dict[str, float]:
-    from beetsplug.musicnn.inference import TensorflowPredictor
-    from beetsplug.musicnn.provision import ModelInfo
+def _default_engine() -> tuple[object, object, Path]:
+    """The engine ``backend: auto`` runs here, its predictor and its graph (loaded)."""
+    from beetsplug.musicnn.engine import choose
+    from beetsplug.musicnn.inference import shared_predictor
+    from beetsplug.musicnn.provision import ModelInfo, provide
 
-    info, graph = ModelInfo.load("msd"), _graph()
+    info = ModelInfo.load("msd")
+    engine = choose("auto", "auto", None, print)
+    graph = provide(info, MODELS, structure=engine.structure).path
+    predictor = shared_predictor(
+        graph, info, engine.backend, engine.precision, 0, MODELS / "openvino"
+    )
+    return engine, predictor, graph
+
+
+def part_model(paths: list[Path]) -> dict[str, float]:
+    """(c) the default engine alone on ready patches, at its best batch size (printed)."""
+    engine, predictor, _graph = _default_engine()
     audio, _cpu, patches = _patches(paths)
-    cores = os.cpu_count() or 1
-    sample = patches[:64]
-    default = TensorflowPredictor(graph, info, 0, 0)
-    by_batch = {b: _rate(default, sample, b) for b in (1, 2, 4, 8, 16, 32, 64)}
+    sample = patches[:128]
+    by_batch = {b: _rate(predictor, sample, b) for b in (1, 2, 4, 8, 16, 32, 64)}
+    for batch, rate in by_batch.items():
+        print(f"    sweep {engine.backend} {engine.precision} batch {batch}: {rate:.1f} patches/s",
+              file=sys.stderr)  # fmt: skip
     batch = max(by_batch, key=by_batch.__getitem__)
-    sweep = {f"batch {b}, intra 0, inter 0": r for b, r in by_batch.items()}
-    for intra, inter in ((cores, 1), (1, cores), (cores, cores)):
-        model = TensorflowPredictor(graph, info, intra, inter)
-        sweep[f"batch {batch}, intra {intra}, inter {inter}"] = _rate(model, sample, batch)
-    best = max(sweep, key=sweep.__getitem__)
-    for name, rate in sweep.items():
-        print(f"    sweep {name}: {rate:.1f} patches/s", file=sys.stderr)
-    batch, intra, inter = (int(word.split()[-1]) for word in best.split(", "))
-    model = default if (intra, inter) == (0, 0) else TensorflowPredictor(graph, info, intra, inter)
-    rate = _rate(model, patches, batch)
+    rate = _rate(predictor, patches, batch)
+    best = f"{predictor.engine}, batch {batch}; engine.py chose batch {engine.batch_size}"
     return {"audio": audio, "wall": audio / (rate * audio / len(patches)), "best": best}
 
 
 def part_analyzer(paths: list[Path]) -> dict[str, float]:
+    """(d) our analyzer with the default engine, loaded before timing."""
     from beetsplug.musicnn.analyzer import Analyzer, Job, Outcome, Result
-    from beetsplug.musicnn.inference import shared_predictor
-    from beetsplug.musicnn.provision import ModelInfo
 
-    info, graph = ModelInfo.load("msd"), _graph()
+    engine, predictor, _graph = _default_engine()
     outcomes: list[Outcome] = []
-    shared_predictor(graph, info)  # loaded before timing: (e) counts loading, (d) does not
-    analyzer = Analyzer(lambda: shared_predictor(graph, info))
+    analyzer = Analyzer(lambda: predictor, batch_size=engine.batch_size)
     start = time.perf_counter()
     analyzer.run([Job(i, os.fsencode(p)) for i, p in enumerate(paths)], outcomes.append)
     wall = time.perf_counter() - start
@@ -165,17 +174,38 @@ def beets_library(root: Path, paths: list[Path], musicnn: str = "auto: no") -> P
     return music
 
 
-def part_beet(paths: list[Path], audio: float) -> dict[str, float]:
+def part_beet(paths: list[Path], audio: float, musicnn: str) -> dict[str, float]:
+    """`beet musicnn -f` end to end with these settings, and its start-up alone.
+
+    Start-up is a whole `beet musicnn -f` of one 3 s track (one patch): from
+    launch to the first patch predicted, plus a near-empty derivation and
+    exit, with the model cached and the disk warm (it runs twice).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        music = beets_library(root, paths)
+        music = beets_library(root, paths, f"auto: no, {musicnn}")
         env = {"BEETSDIR": str(root)}
         imported = measure([*BEET, "import", "-q", str(music)], env)
         assert imported.returncode == 0, imported.stderr
         run = measure([*BEET, "musicnn", "-f"], env)
         assert run.returncode == 0, run.stderr
         print(f"    {run.stderr.strip().splitlines()[-1]}", file=sys.stderr)
-        return {"audio": audio, "wall": run.wall, "peak_mb": run.peak_mb}
+        tiny = measure([*BEET, "musicnn", "-f", f"path:{paths[0]}"], env)  # warm
+        tiny = measure([*BEET, "musicnn", "-f", f"path:{_one_patch(root)}"], env)
+        return {"audio": audio, "wall": run.wall, "peak_mb": run.peak_mb, "startup": tiny.wall}
+
+
+def _one_patch(root: Path) -> Path:
+    """A 3 s track added to the library at ``root`` (imported in place)."""
+    path = OUT / "tracks" / "one-patch.ogg"
+    if not path.exists():
+        write(Track("tone", 3), path)
+    link = root / "music" / path.name
+    if not link.exists():
+        link.symlink_to(path.resolve())
+        env = {"BEETSDIR": str(root)}
+        assert measure([*BEET, "import", "-q", "-s", str(link)], env).returncode == 0
+    return link
 
 
 def _child(part: str, listing: Path) -> dict[str, float]:
@@ -195,9 +225,10 @@ def main(count: int = 20, shortest: float = 180, longest: float = 360) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
         listing.write("\n".join(str(p) for p in paths))
         listing.flush()
-        for part in ("a", "b", "b'", "c", "f", "d", "e"):
-            if part == "e":
-                result, peak = part_beet(paths, figures["audio"]), None
+        for part in ("a", "b", "b'", "c", "f", "d", "e", "g"):
+            if part in BEET_RUNS:
+                result, peak = part_beet(paths, figures["audio"], BEET_RUNS[part]), None
+                figures[f"{part} start"] = result["startup"]
             else:
                 run = measure(python("-m", "bench.throughput", "part", part, listing.name))
                 if run.returncode != 0:
@@ -215,15 +246,17 @@ def main(count: int = 20, shortest: float = 180, longest: float = 360) -> None:
             figures[part] = result["audio"] / result["wall"]
             extra = f"   [{result['best']}]" if "best" in result else ""
             extra += f"   [{result['threads']} threads]" if "threads" in result else ""
+            extra += f"   [start-up {result['startup']:.1f} s]" if "startup" in result else ""
             print(f"({part}) {PARTS[part]:29}{figures[part]:8.1f} s of audio/s"
                   f"   peak {peak:5.0f} MB{extra}", flush=True)  # fmt: skip
-    a, b, b_ours, c, d, e, f = (figures[k] for k in ("a", "b", "b'", "c", "d", "e", "f"))
+    a, b, b_ours, c, d, e, f, g = (figures[k] for k in ("a", "b", "b'", "c", "d", "e", "f", "g"))
     cores = os.cpu_count() or 1
     limit = 1 / (1 / c + f / cores)
     print(f"{figures['audio']:.0f} s of audio; limit L = 1/(1/c + f/{cores}) = {limit:.1f} s/s")
-    print(f"e/L = {e / limit:.2f}  e/b = {e / b:.2f}  d/L = {d / limit:.2f}  d/b = {d / b:.2f}  "
-          f"c/b = {c / b:.2f}  e/a = {e / a:.2f}  b'/b = {b_ours / b:.2f}  "
-          f"f*c = {f * c:.2f}")  # fmt: skip
+    print(f"e/L = {e / limit:.2f}  e/g = {e / g:.2f}  e/a = {e / a:.2f}  e/b = {e / b:.2f}  "
+          f"d/L = {d / limit:.2f}  c/b = {c / b:.2f}  b'/b = {b_ours / b:.2f}  "
+          f"f*c = {f * c:.2f}  start-up e {figures['e start']:.1f} s, "
+          f"g {figures['g start']:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
