@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
 from beetsplug.musicnn import inference
-from beetsplug.musicnn.analyzer import Analyzer, Failure, Job, Outcome, Result, Unchanged
-from beetsplug.musicnn.decode import Fingerprint
+from beetsplug.musicnn.analyzer import (
+    Analyzer,
+    Failure,
+    Job,
+    Outcome,
+    Result,
+    Unchanged,
+    level_db,
+)
+from beetsplug.musicnn.decode import CHUNK_SECONDS, FINGERPRINT_SECONDS, Decoding, Fingerprint
 from beetsplug.musicnn.inference import shared_predictor
 from beetsplug.musicnn.provision import Graph, ModelInfo
+from tests.synth import CODECS
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +54,8 @@ def _essentia_means(path: Path, graph: Path) -> tuple[np.ndarray, int]:
 def test_agrees_with_essentia(
     analyzer: Analyzer, audio: dict[str, Path], msd: tuple[ModelInfo, Graph]
 ) -> None:
-    """Same files, same hop: every tag mean within 0.02 of essentia's, same top tag."""
+    """Same files, same hop: every tag mean within 0.0017 of essentia's (twice the
+    largest difference measured, 0.00084 on "pluck"), same top tag."""
     info, graph = msd
     names = ["pad", "riff", "drums", "pluck", "noise"]  # "tone" is too short for essentia
     outcomes = _run(analyzer, [audio[n] for n in names])
@@ -52,10 +65,66 @@ def test_agrees_with_essentia(
         assert isinstance(result, Result), result
         reference, patches = _essentia_means(audio[name], graph.path)
         assert result.patches == patches
-        assert np.abs(result.tags - reference).max() < 0.02, name
+        assert np.abs(result.tags - reference).max() < 0.0017, name
         assert result.tags.argmax() == reference.argmax(), name
         tops.add(info.classes[result.tags.argmax()])
     assert len(tops) >= 2  # the files really differ in character
+
+
+def _plain_pcm(command: str, path: Path) -> np.ndarray:
+    """ffmpeg's output with nothing but the conversion asked for."""
+    return np.frombuffer(
+        subprocess.run(
+            [command, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
+             "-ac", "1", "-rematrix_maxval", "1.0", "-ar", "16000", "-f", "f32le", "-"],
+            capture_output=True, check=True,
+        ).stdout,
+        np.float32,
+    )  # fmt: skip
+
+
+def _chained(audio: dict[str, Path], folder: Path) -> list[Path]:
+    """Files whose rate and channels change midway (chained streams): ffmpeg
+    rebuilds its filters there, and audio buffered in them would be lost."""
+    files = []
+    for name, fmt in (("riff", "mp3"), ("drums", "ogg")):
+        other = folder / f"other.{fmt}"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(audio["pad"]), "-t", "3",
+             "-ar", "22050", "-ac", "1", *CODECS[fmt], str(other)],
+            check=True,
+        )  # fmt: skip
+        files.append(folder / f"chained.{fmt}")
+        files[-1].write_bytes(audio[name].read_bytes() + other.read_bytes() * 2)
+    return files
+
+
+@pytest.mark.parametrize("ffmpeg", ["ffmpeg", "bundled"])
+def test_decoder_speed_options_change_no_sample(
+    ffmpeg: str, audio: dict[str, Path], tmp_path: Path
+) -> None:
+    command = imageio_ffmpeg.get_ffmpeg_exe() if ffmpeg == "bundled" else ffmpeg
+    for path in [*audio.values(), *_chained(audio, tmp_path)]:
+        with Decoding(os.fsencode(path), (command,)) as decoding:
+            ours = np.concatenate([chunk.copy() for chunk in decoding.chunks()])
+        assert np.array_equal(ours, _plain_pcm(command, path)), path.name
+
+
+def test_fingerprint_and_level_keep_their_definitions(
+    analyzer: Analyzer, audio: dict[str, Path]
+) -> None:
+    """Stored analyses hold both, so they must come out bit for bit as before: the
+    sha1 of the first 30 s as int16, and the RMS of energies summed per 8 s chunk."""
+    paths = list(audio.values())
+    outcomes = _run(analyzer, paths)
+    chunk = CHUNK_SECONDS * 16000
+    for i, path in enumerate(paths):
+        result, pcm = outcomes[i], _plain_pcm("ffmpeg", path)
+        assert isinstance(result, Result)
+        head = np.round(pcm[: FINGERPRINT_SECONDS * 16000] * 32767).astype("<i2")
+        assert result.fingerprint.digest == hashlib.sha1(head.tobytes()).hexdigest()[:20]
+        energy = sum(float(np.dot(c, c)) for c in np.split(pcm, range(chunk, len(pcm), chunk)))
+        assert result.level == level_db(energy, len(pcm)), path.name
 
 
 def test_thread_count_does_not_change_results(
