@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import beetsplug.musicnn  # noqa: F401  before numpy: it sets numpy's BLAS threads
 from bench.common import MODELS, measure, python
@@ -60,8 +61,9 @@ def child(backend: str, precision: str, structure: str, seconds: float) -> dict[
     predictor.predict(patches[:1])  # type: ignore[index]
     startup = time.perf_counter() - start  # import, load (compiled model cached), first patch
     rates = dict.fromkeys(BATCHES, 0.0)
+    peaks = {}
     for _round in range(3):
-        for batch in BATCHES:
+        for batch in BATCHES:  # growing: the high-water mark after one is its own peak
             sample = patches[:batch]  # type: ignore[index]
             predictor.predict(sample)
             done, began = 0, time.perf_counter()
@@ -69,8 +71,17 @@ def child(backend: str, precision: str, structure: str, seconds: float) -> dict[
                 predictor.predict(sample)
                 done += batch
             rates[batch] = max(rates[batch], done / elapsed)
+            peaks.setdefault(batch, _high_water_mb())
     ran = predictor.engine
-    return {"rates": rates, "startup": startup, "ran": ran, "tf": "tensorflow" in sys.modules}
+    return {"rates": rates, "peaks": peaks, "startup": startup, "ran": ran,
+            "tf": "tensorflow" in sys.modules}  # fmt: skip
+
+
+def _high_water_mb() -> float:
+    """This process's peak resident memory so far (VmHWM), in MB."""
+    status = Path("/proc/self/status").read_text()
+    line = next(ln for ln in status.splitlines() if ln.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def main(seconds: float = 1.5) -> None:
@@ -79,7 +90,7 @@ def main(seconds: float = 1.5) -> None:
     kind = cpu_kind()
     print(f"CPU kind: {kind}; {os.cpu_count()} cores; {seconds} s per measurement, best of 3")
     header = "".join(f"{b:>7}" for b in BATCHES)
-    print(f"{'engine':31}{header}   best (patches/s)   start   peak")
+    print(f"{'engine':31}{header}   best (patches/s)   start  (peak RSS in MB below)")
     best: dict[tuple[str, str], tuple[float, str, int]] = {}
     for backend, precision, structure in ENGINES:
         run = measure(python("-m", "bench.engines", "child", backend, precision, structure,
@@ -94,8 +105,9 @@ def main(seconds: float = 1.5) -> None:
             " (TF imported)" if out["tf"] and backend != "tensorflow" else ""
         )
         cells = "".join(f"{rates[b]:7.1f}" for b in BATCHES)
-        print(f"{name:31}{cells}   {rates[top]:6.1f} at {top:<4}     {out['startup']:5.1f} s"
-              f" {run.peak_mb:5.0f} MB", flush=True)  # fmt: skip
+        print(f"{name:31}{cells}   {rates[top]:6.1f} at {top:<4}     {out['startup']:5.1f} s")
+        peaks = "".join(f"{out['peaks'][str(b)]:7.0f}" for b in BATCHES)
+        print(f"{'':31}{peaks}", flush=True)
         key = (backend, out["ran"].split()[-1])
         if rates[top] > best.get(key, (0.0, "", 0))[0]:
             best[key] = (rates[top], structure, top)

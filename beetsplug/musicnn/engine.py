@@ -16,16 +16,24 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-# Measured by bench/engines.py (docs/performance.md): the graph structure
-# and the batch size at which each engine ran fastest, per CPU kind.
+# Measured by bench/engines.py (docs/performance.md): per CPU kind, the graph
+# structure and batch size each engine runs fastest at, short of the batch
+# sizes whose activations cost hundreds of MB more for a few percent.
 SWEEP: dict[tuple[str, str, str], tuple[str, int]] = {
     # (CPU kind, backend, precision): (structure, batch size)
-    ("amx", "openvino", "bf16"): ("original", 64),
-    ("amx", "openvino", "f32"): ("band", 64),
-    ("avx512_bf16", "openvino", "bf16"): ("band", 64),
-    ("avx512_bf16", "openvino", "f32"): ("band", 64),
+    # 2-core AMD EPYC (Zen 5), AVX-512 with AVX512_BF16: 196 patches/s at 16
+    # (198 at 128, for 1.4 GB more), 126 in f32; TensorFlow 97 at 1, 107 at 64.
+    ("avx512_bf16", "openvino", "bf16"): ("original", 16),
+    ("avx512_bf16", "openvino", "f32"): ("original", 16),
+    ("avx512_bf16", "tensorflow", "f32"): ("original", 1),
+    # 2-core Intel Xeon, AVX-512 with AMX-BF16 (issue 11's table: batch 1/8/64
+    # only): bf16 98/99/115 on the original structure, 68/78/94 on band.
+    ("amx", "openvino", "bf16"): ("original", 8),
+    ("amx", "openvino", "f32"): ("band", 8),
 }
-DEFAULT = ("band", 1)  # TensorFlow's best on every CPU kind measured; unmeasured kinds
+# Unmeasured kinds: OpenVINO as on both kinds measured; TensorFlow as the
+# AVX2-only sweep of issue 4 (batch 1 fastest).
+DEFAULTS = {"openvino": ("original", 16), "tensorflow": ("band", 1), "essentia": ("band", 1)}
 
 
 @dataclass(frozen=True)
@@ -83,5 +91,5 @@ def choose(
             f"musicnn.precision: bf16 runs on the openvino backend only, not {backend}: "
             "use precision f32 or auto"
         )
-    structure, best_batch = SWEEP.get((kind, backend, precision), DEFAULT)
+    structure, best_batch = SWEEP.get((kind, backend, precision), DEFAULTS[backend])
     return Engine(backend, precision, structure, batch_size or best_batch)
