@@ -29,11 +29,14 @@ from .inference import Predictor
 WORKER_MEMORY = 100 * 2**20  # a worker's peak: decoder, audio chunk, features
 
 
+WORKERS_PER_CORE = 2  # bench/workers.py: a worker waits on its decoder's pipe; more hide it
+
+
 def default_threads() -> int:
-    """One worker per core, fewer when available memory is short."""
+    """Two workers per core, fewer when available memory is short."""
     cores = psutil.cpu_count(logical=True) or 1
     by_memory = psutil.virtual_memory().available // WORKER_MEMORY
-    return max(1, min(cores, by_memory))
+    return max(1, min(WORKERS_PER_CORE * cores, by_memory))
 
 
 @dataclass(frozen=True)
