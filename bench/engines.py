@@ -6,7 +6,8 @@ Each engine runs in its own process (OpenVINO's never imports TensorFlow),
 on the same mel patches made from synthesised audio. Every batch size is
 measured in three rounds, interleaved, and the best round counts, so a
 busy neighbour costs less. It prints a table, the best batch size of each,
-start-up (import, load and the first patch) and peak RSS of each process,
+start-up (import, load and the first patch), peak RSS by batch size, how
+far each engine's tag means over the patches are from TensorFlow f32's,
 and what ``engine.py`` chooses on this CPU kind: where the table disagrees
 with the choice, ``engine.SWEEP`` is the place to record it.
 """
@@ -72,8 +73,9 @@ def child(backend: str, precision: str, structure: str, seconds: float) -> dict[
                 done += batch
             rates[batch] = max(rates[batch], done / elapsed)
             peaks.setdefault(batch, _high_water_mb())
+    means = predictor.predict(patches)[0].mean(0).tolist()  # type: ignore[union-attr]
     ran = predictor.engine
-    return {"rates": rates, "peaks": peaks, "startup": startup, "ran": ran,
+    return {"rates": rates, "peaks": peaks, "startup": startup, "ran": ran, "means": means,
             "tf": "tensorflow" in sys.modules}  # fmt: skip
 
 
@@ -92,6 +94,7 @@ def main(seconds: float = 1.5) -> None:
     header = "".join(f"{b:>7}" for b in BATCHES)
     print(f"{'engine':31}{header}   best (patches/s)   start  (peak RSS in MB below)")
     best: dict[tuple[str, str], tuple[float, str, int]] = {}
+    reference: list[float] | None = None  # TensorFlow f32's tag means on the same patches
     for backend, precision, structure in ENGINES:
         run = measure(python("-m", "bench.engines", "child", backend, precision, structure,
                              str(seconds)))  # fmt: skip
@@ -105,7 +108,10 @@ def main(seconds: float = 1.5) -> None:
             " (TF imported)" if out["tf"] and backend != "tensorflow" else ""
         )
         cells = "".join(f"{rates[b]:7.1f}" for b in BATCHES)
-        print(f"{name:31}{cells}   {rates[top]:6.1f} at {top:<4}     {out['startup']:5.1f} s")
+        reference = reference or out["means"]
+        off = max(abs(a - b) for a, b in zip(out["means"], reference, strict=True))
+        print(f"{name:31}{cells}   {rates[top]:6.1f} at {top:<4}     {out['startup']:5.1f} s"
+              f"   {off:.5f} off TF f32")  # fmt: skip
         peaks = "".join(f"{out['peaks'][str(b)]:7.0f}" for b in BATCHES)
         print(f"{'':31}{peaks}", flush=True)
         key = (backend, out["ran"].split()[-1])
