@@ -1,9 +1,12 @@
 """Build an inference graph for a musicnn TF1 checkpoint, every weight a Const.
 
-Run as ``python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb [STRUCTURE]``,
+Run as ``python -m beetsplug.musicnn.freeze CHECKPOINT OUT [STRUCTURE]``,
 CHECKPOINT being the prefix of the ``.index``, ``.data-*`` and ``.meta``
 files. It is always run in a subprocess: it imports tensorflow, and
-tensorflow imported before essentia aborts the whole process.
+tensorflow imported before essentia aborts the whole process. STRUCTURE
+``weights`` writes no graph but the tensors of the inference graph as a
+plain ``.npz``, for backend torch (``torch_model.py``), whose process then
+never imports TensorFlow.
 
 Two structures of the same network, whichever runs faster on an engine and
 CPU (``engine.py`` chooses, from bench/engines.py's sweep): ``original`` is
@@ -33,6 +36,7 @@ from typing import Any
 
 BUILDER = 2  # bump when the built graph changes: cached graphs are rebuilt
 STRUCTURES = ("band", "original")
+WEIGHTS = "weights"  # not a graph: the checkpoint's inference tensors, for backend torch
 OUTPUTS = ("model/Sigmoid", "model/dense/BiasAdd")
 IS_TRAINING = "model/Placeholder_2"  # the checkpoint graph's batch-norm switch
 EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
@@ -145,22 +149,39 @@ def build(checkpoint: Path) -> Any:
     return graph.as_graph_def()
 
 
-def build_original(checkpoint: Path) -> Any:
-    """The checkpoint's own inference sub-graph, variables as Consts, is_training False."""
+def _inference_graph(checkpoint: Path) -> tuple[Any, Any]:
+    """The checkpoint's own graph cut to what computes ``OUTPUTS``, and its tensor reader."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
-    from tensorflow.core.framework import attr_value_pb2, graph_pb2
     from tensorflow.core.protobuf import meta_graph_pb2
 
     meta = meta_graph_pb2.MetaGraphDef()
     meta.ParseFromString(Path(f"{checkpoint}.meta").read_bytes())
     sub = tf.compat.v1.graph_util.extract_sub_graph(meta.graph_def, list(OUTPUTS))
-    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint))
+    return sub, tf.compat.v1.train.NewCheckpointReader(str(checkpoint))
+
+
+def _is_variable(node: Any) -> bool:
+    return node.op in ("VariableV2", "Variable")
+
+
+def export(checkpoint: Path) -> dict[str, Any]:
+    """Every variable the inference graph reads (no optimizer state), by checkpoint name."""
+    sub, reader = _inference_graph(checkpoint)
+    return {node.name: reader.get_tensor(node.name) for node in sub.node if _is_variable(node)}
+
+
+def build_original(checkpoint: Path) -> Any:
+    """The checkpoint's own inference sub-graph, variables as Consts, is_training False."""
+    sub, reader = _inference_graph(checkpoint)  # first: it quiets TensorFlow's import
+    import tensorflow as tf
+    from tensorflow.core.framework import attr_value_pb2, graph_pb2
+
     frozen = graph_pb2.GraphDef()
     frozen.versions.CopyFrom(sub.versions)
     for node in sub.node:
         new = frozen.node.add()
-        if node.op in ("VariableV2", "Variable"):
+        if _is_variable(node):
             new.name, new.op = node.name, "Const"
             new.attr["dtype"].CopyFrom(node.attr["dtype"])
             tensor = tf.make_tensor_proto(reader.get_tensor(node.name))
@@ -178,16 +199,22 @@ def build_original(checkpoint: Path) -> Any:
 
 
 def freeze(checkpoint: Path, out: Path, structure: str = "band") -> None:
-    graph = build(checkpoint) if structure == "band" else build_original(checkpoint)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(graph.SerializeToString(deterministic=True))
+    if structure == WEIGHTS:
+        import numpy as np
+
+        with open(tmp, "wb") as fh:  # a file object: savez would append .npz to a name
+            np.savez(fh, **export(checkpoint))
+    else:
+        graph = build(checkpoint) if structure == "band" else build_original(checkpoint)
+        tmp.write_bytes(graph.SerializeToString(deterministic=True))
     tmp.replace(out)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3) or not set(argv[2:]) <= set(STRUCTURES):
+    if len(argv) not in (2, 3) or not set(argv[2:]) <= {*STRUCTURES, WEIGHTS}:
         print(
-            "usage: python -m beetsplug.musicnn.freeze CHECKPOINT OUT.pb [band|original]",
+            "usage: python -m beetsplug.musicnn.freeze CHECKPOINT OUT [band|original|weights]",
             file=sys.stderr,
         )
         return 2

@@ -5,6 +5,7 @@ our own package (``models/``, byte for byte, so that installing the plugin is
 all it takes). They are built into an essentia-compatible ``.pb``
 (``freeze``) in a subprocess (tensorflow must never be imported before
 essentia in the analyzer's process), then verified by checksum on every load.
+Backend torch gets the same weights exported to a ``.npz`` the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
-from .freeze import BUILDER
+from .freeze import BUILDER, WEIGHTS
 
 MODELS = ("msd", "mtt")
 PACKAGE = "beetsplug.musicnn.models"  # the metadata and the checkpoints
@@ -58,7 +59,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Graph:
-    """A verified frozen graph on disk and the identity of its weights."""
+    """A verified frozen graph (or the weights for torch) on disk, and its weights' identity."""
 
     path: Path
     model_id: str
@@ -102,18 +103,23 @@ def provide(
 ) -> Graph:
     """Return a verified graph for ``info``: the user's file, or our cached one.
 
-    ``structure`` is one of ``freeze.STRUCTURES``: the same network and
-    weights, so the model identity is the same. A cached graph is rebuilt
-    when it is missing or its checksum does not match the one written when
-    it was built.
+    ``structure`` is one of ``freeze.STRUCTURES``, or ``freeze.WEIGHTS`` for
+    backend torch: the same network and weights, so the model identity is
+    the same. A cached file is rebuilt when it is missing or its checksum
+    does not match the one written when it was built.
     """
     if graph is not None:
+        if structure == WEIGHTS:
+            raise ModelError(
+                f"backend torch cannot run the TensorFlow graph {graph}: unset musicnn.graph, "
+                "or set musicnn.backend to openvino or tensorflow"
+            )
         if not graph.is_file():
             raise ModelError(f"model graph {graph} does not exist: fix `musicnn.graph`")
         return Graph(graph, f"{info.name}-{sha256(graph)[:12]}")
 
     name = info.name if structure == "band" else f"{info.name}-{structure}"
-    out = cache_dir / f"{name}.pb"
+    out = cache_dir / f"{name}{'.npz' if structure == WEIGHTS else '.pb'}"
     manifest = cache_dir / f"{name}.json"
     try:
         meta = json.loads(manifest.read_text())
