@@ -1,15 +1,18 @@
 """One MusiCNN model per process, shared by every analyzer thread.
 
-Three engines run the same frozen graph (``BACKENDS``; ``engine.choose``
-picks one). ``OpenvinoPredictor`` (backend ``openvino``) compiles it with
-OpenVINO, which reads the .pb itself, so that process never imports
-TensorFlow; it runs bf16 where the CPU does. ``TensorflowPredictor``
-(backend ``tensorflow``) uses the tensorflow package. Both release the GIL
-while they compute. ``EssentiaPredictor`` (backend ``essentia``) uses
-essentia's bundled TensorFlow, the path essentia's own
-``TensorflowPredictMusiCNN`` takes: the baseline, and a fallback. ``import_tensorflow`` is the only
-place tensorflow is imported; after it, importing essentia (whose bundled
-TensorFlow aborts the process in that order) raises ImportError instead.
+Three engines run the same frozen graph, a fourth the same weights
+(``BACKENDS``; ``engine.choose`` picks one). ``OpenvinoPredictor``
+(backend ``openvino``) compiles the graph with OpenVINO, which reads the
+.pb itself, so that process never imports TensorFlow; it runs bf16 where
+the CPU does. ``TensorflowPredictor`` (backend ``tensorflow``) uses the
+tensorflow package. Both release the GIL while they compute.
+``EssentiaPredictor`` (backend ``essentia``) uses essentia's bundled
+TensorFlow, the path essentia's own ``TensorflowPredictMusiCNN`` takes:
+the baseline, and a fallback. ``torch_model.TorchPredictor`` (backend
+``torch``) runs the network on a CUDA GPU or the CPU; torch is imported
+only for it. ``import_tensorflow`` is the only place tensorflow is
+imported; after it, importing essentia (whose bundled TensorFlow aborts
+the process in that order) raises ImportError instead.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .features import MEL_BANDS, PATCH_SIZE
 from .provision import ModelInfo
 
 _lock = threading.Lock()
-_predictors: dict[tuple[Path, str, str, int, Path | None], Predictor] = {}
+_predictors: dict[tuple[Path, str, str, int, Path | None, str], Predictor] = {}
 loads = 0  # how many graphs this process has loaded; tests read it
 
 
@@ -124,7 +127,7 @@ class TensorflowPredictor:
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tag activations (n, classes) and embeddings (n, 200) of (n, 187, 96) patches."""
-        _check_shape(patches)
+        check_shape(patches)
         tags, embeddings = self._session.run(self._outputs, {self._input: patches})
         return tags, embeddings
 
@@ -164,7 +167,7 @@ class EssentiaPredictor:
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As ``TensorflowPredictor.predict``; essentia wants 4-d tensors, (n, 1, 187, 96)."""
-        _check_shape(patches)
+        check_shape(patches)
         pool = self._pool()
         pool.set(self._input, np.ascontiguousarray(patches[:, None], np.float32))
         out = self._run(pool)
@@ -220,7 +223,7 @@ class OpenvinoPredictor:
 
     def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As ``TensorflowPredictor.predict``."""
-        _check_shape(patches)
+        check_shape(patches)
         out = self._request.infer({0: np.ascontiguousarray(patches, np.float32)})
         return out[0].copy(), out[1].copy()  # the request reuses its buffers
 
@@ -240,17 +243,32 @@ def _compile(compile_with: Callable[[dict[str, object]], object], cache_dir: Pat
         raise ModelError(f"OpenVINO cannot compile the model: {exc}".splitlines()[0]) from exc
 
 
-def _check_shape(patches: np.ndarray) -> None:
+def check_shape(patches: np.ndarray) -> None:
     if patches.shape[1:] != (PATCH_SIZE, MEL_BANDS):
         raise ValueError(f"patches must be (n, {PATCH_SIZE}, {MEL_BANDS}), not {patches.shape}")
 
 
-BACKENDS: dict[str, Callable[[Path, ModelInfo, str, int, Path | None], Predictor]] = {
-    "openvino": OpenvinoPredictor,
-    "tensorflow": lambda graph, info, _precision, threads, _cache: TensorflowPredictor(
+def _torch(
+    weights: Path, _info: ModelInfo, precision: str, threads: int, _cache: Path | None, device: str
+) -> Predictor:
+    global loads
+    from .torch_model import TorchPredictor  # imports torch: only for backend torch
+
+    predictor = TorchPredictor(weights, precision, device, threads)
+    loads += 1
+    return predictor
+
+
+# Each: (graph or weights, model, precision, threads, compile cache, torch device).
+BACKENDS: dict[str, Callable[[Path, ModelInfo, str, int, Path | None, str], Predictor]] = {
+    "openvino": lambda graph, info, precision, threads, cache, _device: OpenvinoPredictor(
+        graph, info, precision, threads, cache
+    ),
+    "tensorflow": lambda graph, info, _precision, threads, _cache, _device: TensorflowPredictor(
         graph, info, threads, 0
     ),
-    "essentia": lambda graph, info, _precision, _threads, _cache: EssentiaPredictor(graph, info),
+    "essentia": lambda graph, info, *_: EssentiaPredictor(graph, info),
+    "torch": _torch,
 }
 
 
@@ -261,14 +279,18 @@ def shared_predictor(
     precision: str = "f32",
     threads: int = 0,
     cache_dir: Path | None = None,
+    device: str = "cpu",
 ) -> Predictor:
     """The process-wide model for ``graph`` on ``backend``, loaded on first use.
 
     ``threads`` is the engine's own (0: its default); ``cache_dir`` keeps
-    what an engine compiles (OpenVINO).
+    what an engine compiles (OpenVINO); ``device`` is torch's (``cpu``,
+    ``cuda:N``).
     """
-    key = (graph, backend, precision, threads, cache_dir)
+    key = (graph, backend, precision, threads, cache_dir, device)
     with _lock:
         if key not in _predictors:
-            _predictors[key] = BACKENDS[backend](graph, model_info, precision, threads, cache_dir)
+            _predictors[key] = BACKENDS[backend](
+                graph, model_info, precision, threads, cache_dir, device
+            )
         return _predictors[key]
