@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,8 +21,8 @@ from typing import Any
 from .errors import ConfigError, MoodConfigError
 from .provision import MODELS, ModelInfo
 
-BACKENDS = ("auto", "openvino", "tensorflow", "essentia")
-PRECISIONS = ("auto", "f32", "bf16")
+BACKENDS = ("auto", "openvino", "tensorflow", "essentia", "torch")
+PRECISIONS = ("auto", "f32", "bf16", "fp16")
 DEFAULT_THRESHOLD = 0.75
 
 # Default moods per model. MTT has no happy or sad tags: it gets the two
@@ -137,6 +138,13 @@ def auto_or(check: Check) -> Check:
             raise ConfigError(str(exc).replace(": use ", ": use auto or ", 1)) from None
 
     return checked
+
+
+def torch_device(key: str, value: Any, _source: _Source) -> str:
+    """torch's device: auto, cpu, cuda, or cuda:N (the GPU torch numbers N)."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise _bad(key, value, "auto, cpu, cuda or cuda:N")
+    return value
 
 
 def flag(key: str, value: Any, _source: _Source) -> bool:
@@ -255,6 +263,7 @@ class Settings:
     database: Path = option("database", "", database_file)  # noqa: RUF009 (metadata only)
     backend: str = option("backend", "auto", choice(BACKENDS))
     precision: str = option("precision", "auto", choice(PRECISIONS))
+    device: str = option("device", "auto", torch_device)  # torch's: a CUDA GPU when it sees one
     threads: int = option("threads", 0, number(0, whole=True))  # 0: from cores and memory
     model_threads: int = option("model_threads", 0, number(0, whole=True))  # 0: the engine's
     patch_hop: int = option("patch_hop", 187, number(1, whole=True))

@@ -130,7 +130,7 @@ class Runner:
         e, s = self.engine, self.settings
         return shared_predictor(
             self.graph.path, self.model_info, e.backend, e.precision, s.model_threads,
-            s.model_dir / "openvino",
+            s.model_dir / "openvino", e.device,
         )  # fmt: skip
 
     def planner(self, *, force: bool = False, retry_failed: bool = False) -> Planner:

@@ -34,7 +34,7 @@ class Session:
         self.model_info = ModelInfo.load(settings.model_name)
         engine = choose(
             settings.backend, settings.precision, settings.batch_size,
-            lambda message: log.warning("{}", message),
+            lambda message: log.warning("{}", message), device=settings.device,
         )  # fmt: skip
         graph = provide(
             self.model_info, settings.model_dir, settings.graph, log.info, engine.structure

@@ -32,6 +32,7 @@ def test_defaults() -> None:
     settings = load()
     assert settings.model_name == "msd" and settings.backend == "auto"
     assert settings.precision == "auto" and settings.batch_size is None  # the engine's best
+    assert settings.device == "auto"
     assert settings.database == Path("/music/musicnn.db")  # beside the library
     assert settings.model_dir == CONFIG_DIR / "musicnn"
     assert settings.timeout == 900 and settings.min_free_memory == 512 * 2**20
@@ -41,6 +42,11 @@ def test_defaults() -> None:
     # every field has one default, and only `moods` (per model) is not in DEFAULTS
     keys = {f.metadata["key"] for f in fields(Settings)}
     assert keys - set(DEFAULTS) == {"moods"}
+
+
+@pytest.mark.parametrize("value", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
+def test_a_device_is_taken_as_written(value: str) -> None:
+    assert load(device=value).device == value  # engine.choose checks it against the machine
 
 
 def test_in_memory_library_keeps_its_database_in_the_config_dir() -> None:
@@ -61,9 +67,12 @@ def test_command_line_overrides_the_config() -> None:
         ("patch_hop", 0, "a whole number at least 1"),
         ("batch_size", "abc", "auto or a whole number at least 1"),
         ("batch_size", 0, "auto or a whole number at least 1"),
-        ("precision", "fp8", "one of auto, f32, bf16"),
+        ("precision", "fp8", "one of auto, f32, bf16, fp16"),
         ("model", "vgg", "one of msd, mtt"),
-        ("backend", "onnx", "one of auto, openvino, tensorflow, essentia"),
+        ("backend", "onnx", "one of auto, openvino, tensorflow, essentia, torch"),
+        ("device", "gpu", "auto, cpu, cuda or cuda:N"),
+        ("device", "cuda:x", "auto, cpu, cuda or cuda:N"),
+        ("device", 0, "auto, cpu, cuda or cuda:N"),
         ("timeout", -1, "a number at least 0"),
         ("tag_threshold", 1.5, "a number at least 0 and at most 1"),
         ("tag_threshold", -0.1, "a number at least 0 and at most 1"),
