@@ -2,7 +2,8 @@
 # Idempotent set-up: ffmpeg (the tests and the demo encode audio with it), a
 # virtualenv in .venv with the plugin (editable) and its test tools, and
 # musicnn==0.1.0 for the tests only, which compare our network with its own
-# (without its obsolete dependency pins; the plugin ships the weights itself).
+# (without its obsolete dependency pins; the plugin ships the weights itself),
+# and torch's CPU build for backend torch's tests (tests/test_torch.py).
 # Run by demo.sh, test.sh and install-check.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +26,14 @@ if ! .venv/bin/python -c "import beetsplug.musicnn, imageio_ffmpeg, openvino, mu
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[test]'
     .venv/bin/python -m pip install -q --no-deps musicnn==0.1.0
+fi
+
+# PyPI's torch for Linux is a CUDA build that pulls GBs of nvidia-* packages;
+# PyTorch's own CPU index has a 183 MB wheel (+cpu, preferred to PyPI's for
+# the same version), about 25 s to install. TORCH_INDEX= (empty) skips that
+# index where a local wheel or mirror has torch.
+TORCH_INDEX="${TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"; then
+    echo "setup: installing torch (CPU build) for the torch backend's tests" >&2
+    .venv/bin/python -m pip install -q torch==2.13.0 ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
 fi
