@@ -25,7 +25,7 @@ DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class _Tensors:
-    """The exported checkpoint tensors, as float32 torch tensors in musicnn's layer order."""
+    """The exported checkpoint tensors as float32 torch tensors, by musicnn's layer numbers."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray]):
         self._arrays = arrays
@@ -71,15 +71,18 @@ class _FrontBlock(nn.Module):
     to 96 times smaller, and the conv's output is read once.
     """
 
-    def __init__(self, tensors: _Tensors, conv: int, time_pad: tuple[int, int]):
+    def __init__(self, tensors: _Tensors, conv: int):
         super().__init__()
         kernel, bias = tensors.conv(conv)
+        # Time padded as TensorFlow's SAME (an even kernel's extra frame after;
+        # musicnn's 3 frames each side of its 7-frame kernels are the same), then VALID.
+        frames = kernel.shape[2]
+        self.time_pad = ((frames - 1) // 2, frames // 2)
         scale, offset = tensors.norm(conv + 1)
         self.kernel = nn.Parameter(kernel)
         self.bias = nn.Parameter(bias[:, None])
         self.norm = _Affine(scale, offset, trailing=1)
         self.register_buffer("rising", (scale >= 0)[:, None])
-        self.time_pad = time_pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, 1, time, frequency) in, (n, filters, time) out."""
@@ -123,19 +126,8 @@ class MusiCNN(nn.Module):
         super().__init__()
         tensors = _Tensors(arrays)
         self.input_norm = _Affine(*tensors.norm(0))
-        # Timbral 7 x 38 and 7 x 67 kernels, time padded by 3 (musicnn's
-        # VALID convs), then temporal 128, 64 and 32 x 1 kernels with
-        # TensorFlow's SAME padding (the extra frame of an even kernel after).
-        self.front = nn.ModuleList(
-            [
-                _FrontBlock(tensors, 0, (3, 3)),
-                _FrontBlock(tensors, 1, (3, 3)),
-                *(
-                    _FrontBlock(tensors, i, ((k - 1) // 2, k // 2))
-                    for i, k in ((2, 128), (3, 64), (4, 32))
-                ),
-            ]
-        )
+        # Timbral 7 x 38 and 7 x 67 kernels, then temporal 128, 64 and 32 x 1.
+        self.front = nn.ModuleList([_FrontBlock(tensors, i) for i in range(5)])
         self.mid = nn.ModuleList([_MidBlock(tensors, i) for i in (5, 6, 7)])
         self.pool_norm = _Affine(*tensors.norm(9))
         self.dense = _dense(tensors, "dense")
