@@ -28,12 +28,11 @@ if ! .venv/bin/python -c "import beetsplug.musicnn, imageio_ffmpeg, openvino, mu
     .venv/bin/python -m pip install -q --no-deps musicnn==0.1.0
 fi
 
-# PyPI's torch for Linux is a CUDA build that pulls GBs of nvidia-* packages;
-# PyTorch's own CPU index has a 183 MB wheel (+cpu, preferred to PyPI's for
-# the same version), about 25 s to install. TORCH_INDEX= (empty) skips that
-# index where a local wheel or mirror has torch.
-TORCH_INDEX="${TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
+# torch's CPU build for backend torch's tests: on these machines pip takes
+# torch==2.13.0 from a CPU wheel kept on disk (183 MB, about 25 s). Elsewhere
+# PyPI's Linux wheel is a CUDA build with GBs of nvidia-* packages: install a
+# CPU build yourself first where that matters.
 if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"; then
     echo "setup: installing torch (CPU build) for the torch backend's tests" >&2
-    .venv/bin/python -m pip install -q torch==2.13.0 ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
+    .venv/bin/python -m pip install -q torch==2.13.0
 fi
