@@ -157,7 +157,7 @@ class TestMusicnnCommand(PluginTestHelper):
         config["musicnn"]["model_threads"] = 1
         self.run_command("musicnn", "title:tone")
         assert self.fresh("tone")["musicnn_genre"]
-        assert any(threads == 1 for _graph, _b, _p, threads, _c in inference._predictors)
+        assert any(key[3] == 1 for key in inference._predictors)  # key[3]: the threads
 
     def test_bad_file_fails_the_file_not_the_run(self) -> None:
         bad = self.lib_path / "broken.mp3"
