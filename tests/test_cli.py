@@ -109,17 +109,22 @@ def test_coexists_with_acousticbrainz(beetsdir: Path, tmp_path: Path) -> None:
 
 
 def test_essentia_backend_tags_alike(beetsdir: Path, tmp_path: Path, model_dir: Path) -> None:
-    """`backend: essentia` (essentia's bundled TensorFlow, never the package) agrees."""
-    root = write_config(tmp_path, model_dir, "auto: no, backend: essentia")
-    assert beet(root, "import", "-q", str(beetsdir / "incoming")).returncode == 0
-    run = beet(root, "musicnn")
-    assert run.returncode == 0, run.stderr[-1000:]
-    assert "analyzed 8, up to date 0, failed 0" in run.stderr
-    fields = ("ls", "-f", "$title|$musicnn_genre|$mood")
-    assert beet(root, *fields).stdout == beet(beetsdir, *fields).stdout
+    """`backend: essentia` (essentia's bundled TensorFlow, never the package) agrees
+    with the tensorflow package, both f32 (bf16 could move close ranks)."""
+    listings = []
+    for backend in ("essentia", "tensorflow"):
+        (tmp_path / backend).mkdir()
+        root = write_config(tmp_path / backend, model_dir, f"auto: no, backend: {backend}")
+        assert beet(root, "import", "-q", str(beetsdir / "incoming")).returncode == 0
+        run = beet(root, "musicnn")
+        assert run.returncode == 0, run.stderr[-1000:]
+        assert "analyzed 8, up to date 0, failed 0" in run.stderr
+        assert f"{backend} f32" in run.stderr  # the summary names what ran
+        listings.append(beet(root, "ls", "-f", "$title|$musicnn_genre|$mood").stdout)
+    assert listings[0] == listings[1] and len(listings[0].splitlines()) == 8
 
-    (tmp_path / "config.yaml").write_text(
-        (tmp_path / "config.yaml").read_text().replace("backend: essentia", "backend: onnx")
+    (root / "config.yaml").write_text(
+        (root / "config.yaml").read_text().replace("backend: tensorflow", "backend: onnx")
     )
     wrong = beet(root, "musicnn", "-f")
     assert wrong.returncode != 0 and "backend" in wrong.stderr and "Traceback" not in wrong.stderr
