@@ -34,6 +34,8 @@ def library(tmp_path: Path, model_dir: Path, incoming: Path, msd: object) -> Pat
     """Three tracks imported without analysis; the graph already frozen."""
     root = write_config(tmp_path, model_dir, "auto: no")
     assert beet(root, "import", "-q", str(incoming)).returncode == 0
+    assert beet(root, "musicnn", "-p").returncode == 0  # the default engine's graph, frozen
+    (root / "musicnn.db").unlink()
     return root
 
 

@@ -119,12 +119,12 @@ def test_unusable_decoder_is_one_line_naming_the_option(
     with pytest.raises(DecoderError) as raised:
         decoder_command(setting)
     message = str(raised.value)
-    assert message.startswith("ffmpeg: ") and problem in message, message
+    assert message.startswith("musicnn.ffmpeg: ") and problem in message, message
     assert "set musicnn.ffmpeg to its path" in message and "\n" not in message
 
 
 def test_decoder_that_cannot_start_is_no_files_fault() -> None:
-    with pytest.raises(DecoderError, match="ffmpeg: cannot start /nonexistent/ffmpeg"):
+    with pytest.raises(DecoderError, match=r"musicnn\.ffmpeg: cannot start /nonexistent/ffmpeg"):
         Decoding(b"song.mp3", ("/nonexistent/ffmpeg",))
 
 

@@ -60,7 +60,7 @@ def decoder_command(setting: Sequence[str]) -> tuple[str, ...]:
     if found is None:
         problem = "is not executable" if os.path.isfile(command) else "not found"
         raise DecoderError(
-            f"ffmpeg: {command or '(empty)'} {problem}: "
+            f"musicnn.ffmpeg: {command or '(empty)'} {problem}: "
             "install ffmpeg or set musicnn.ffmpeg to its path"
         )
     return (found, *extra)
@@ -122,7 +122,7 @@ class Decoding:
         except OSError as exc:  # the decoder cannot run at all: no file's fault
             self._stderr.close()
             raise DecoderError(
-                f"ffmpeg: cannot start {command[0]}: {exc.strerror}: "
+                f"musicnn.ffmpeg: cannot start {command[0]}: {exc.strerror}: "
                 "install ffmpeg or set musicnn.ffmpeg to its path"
             ) from exc
         self._timed_out = False
