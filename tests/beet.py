@@ -42,3 +42,19 @@ def start_beet(beetsdir: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*BEET, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
+
+
+def imported_by(
+    beetsdir: Path, args: list[str], modules: list[str]
+) -> tuple[subprocess.CompletedProcess[str], dict[str, bool]]:
+    """Run a beets command in a fresh process; say which of ``modules`` it imported."""
+    code = (
+        f"import sys\nimport beets.ui\nbeets.ui._raw_main({args!r})\n"
+        f"print(*[m in sys.modules for m in {modules!r}])"
+    )
+    env = {**os.environ, "BEETSDIR": str(beetsdir)}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+    )
+    loaded = run.stdout.split()[-len(modules) :] if run.returncode == 0 else []
+    return run, dict(zip(modules, (word == "True" for word in loaded), strict=False))

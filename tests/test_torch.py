@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from beetsplug.musicnn.features import MelStream, Patcher
 from beetsplug.musicnn.freeze import WEIGHTS
 from beetsplug.musicnn.inference import shared_predictor
 from beetsplug.musicnn.provision import Graph, ModelInfo, provide
-from tests.beet import beet, write_config
+from tests.beet import beet, imported_by, write_config
 
 torch = pytest.importorskip("torch")
 from beetsplug.musicnn.torch_model import TorchPredictor  # noqa: E402 (needs torch)
@@ -163,15 +161,7 @@ def test_a_torch_run_never_imports_tensorflow(
     for name in ("riff", "drums"):
         (incoming / audio[name].name).write_bytes(audio[name].read_bytes())
     assert beet(tmp_path, "import", "-q", str(incoming)).returncode == 0
-    code = (
-        "import sys\nimport beets.ui\n"
-        "beets.ui._raw_main(['musicnn'])\n"
-        "print('tensorflow' in sys.modules, 'torch' in sys.modules)"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True,
-        env={**os.environ, "BEETSDIR": str(tmp_path)}, timeout=600,
-    )  # fmt: skip
+    run, loaded = imported_by(tmp_path, ["musicnn"], ["tensorflow", "torch"])
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split()[-2:] == ["False", "True"]
+    assert loaded == {"tensorflow": False, "torch": True}
     assert "analyzed 2," in run.stderr and "torch f32 cpu, batch 16" in run.stderr
