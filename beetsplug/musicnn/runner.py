@@ -186,8 +186,9 @@ class Runner:
                 stamp = Stamp(
                     st.st_size, st.st_mtime, outcome.fingerprint, graph.model_id, s.patch_hop
                 )
-                summary.engine = f"{self.predictor().engine}, batch {self.engine.batch_size}"
-                self.store.save(outcome, stamp, self.predictor().engine)
+                ran = self.predictor().engine  # loaded: the result went through it
+                summary.engine = f"{ran}, batch {self.engine.batch_size}"
+                self.store.save(outcome, stamp, ran)
                 summary.analyzed += 1
                 summary.audio_seconds += outcome.seconds
                 bar.advance(outcome.seconds)
